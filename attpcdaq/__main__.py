@@ -1,0 +1,7 @@
+"""``python -m attpcdaq``: the same as the ``attpcdaq`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

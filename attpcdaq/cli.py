@@ -1,0 +1,38 @@
+"""The ``attpcdaq`` command: one entry point for every tool of the project.
+
+Subcommands: ``emulate`` (emulators of the GET programs), ``ecc`` (a terminal
+client of one ECC server) and, once Django is set up, ``serve``, ``engine``,
+``demo``, ``token`` and ``manage`` (any Django management command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .ecc_cli import add_ecc_parser
+from .emulator.cli import add_emulate_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the whole command line."""
+    parser = argparse.ArgumentParser(prog="attpcdaq", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_emulate_parser(commands)
+    add_ecc_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""``attpcdaq ecc``: talk to one ECC server from a terminal, for troubleshooting.
+
+Exit status: 0 on success, 1 when the server answered with an error, 2 when it
+could not be reached, timed out, answered badly, or the arguments were wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from .get import (
+    DEFAULT_STATE_TIMEOUT,
+    DEFAULT_TRANSITION_TIMEOUT,
+    ConfigId,
+    DataLinkSet,
+    EccClient,
+    EccError,
+    EccRefused,
+    Operation,
+    XmlError,
+)
+
+ACTIONS = ["state", "configs", *(op.name.lower() for op in Operation)]
+
+
+def add_ecc_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``attpcdaq ecc``."""
+    parser = commands.add_parser(
+        "ecc", help="talk to one ECC server", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the server, http://HOST:PORT/")
+    parser.add_argument("action", choices=ACTIONS, help="what to ask the server")
+    parser.add_argument("--config", metavar="DESCRIBE/PREPARE/CONFIGURE",
+                        help="configuration set sent with a transition")
+    parser.add_argument("--links", type=Path, metavar="FILE",
+                        help="DataLinkSet XML file sent with a transition")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help=f"give up after this long (default {DEFAULT_STATE_TIMEOUT:g} s, "
+                        f"{DEFAULT_TRANSITION_TIMEOUT:g} s for transitions)")
+    parser.set_defaults(run=run)
+
+
+def _arguments(args: argparse.Namespace) -> tuple[ConfigId | None, DataLinkSet | None]:
+    """Read --config and --links, raising XmlError or OSError on bad ones."""
+    config = ConfigId.parse(args.config) if args.config else None
+    links = DataLinkSet.from_xml(args.links.read_bytes()) if args.links else None
+    return config, links
+
+
+async def _act(args: argparse.Namespace, config, links) -> str:
+    """Do the action and return the line to print."""
+    timeouts = {}
+    if args.timeout is not None:
+        timeouts = {"state_timeout": args.timeout, "transition_timeout": args.timeout}
+    async with EccClient(args.url, **timeouts) as ecc:
+        if args.action == "state":
+            reply = await ecc.get_state()
+            if reply.transitioning:
+                return f"{reply.state.label} ({reply.transition.label})"
+            return reply.state.label
+        if args.action == "configs":
+            return "\n".join(str(config) for config in await ecc.get_config_ids())
+        operation = Operation[args.action.upper()]
+        reply = await ecc.transition(operation, config, links)
+        now = await ecc.get_state()
+        detail = f": {reply.text}" if reply.text else ""
+        return f"{operation} done, now {now.state.label}{detail}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``attpcdaq ecc`` and return its exit status."""
+    try:
+        config, links = _arguments(args)
+    except (XmlError, OSError) as exc:
+        print(f"attpcdaq ecc: {exc}", file=sys.stderr)
+        return 2
+    try:
+        output = asyncio.run(_act(args, config, links))
+    except EccRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except EccError as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 2
+    if output:
+        print(output)
+    return 0
