@@ -1,0 +1,8 @@
+"""The ASGI application that ``attpcdaq serve`` runs."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attpcdaq.settings")
+application = get_asgi_application()

@@ -1,0 +1,1 @@
+"""The Django app of the hardware model, runs and control of the DAQ."""

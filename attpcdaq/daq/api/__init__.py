@@ -1,0 +1,1 @@
+"""The JSON API: status and commands, with token or session authentication."""

@@ -1,0 +1,18 @@
+"""The DAQ's data model, one module per sub-domain, re-exported here."""
+
+from .control import ApiToken, Command, EngineHeartbeat, Event
+from .hardware import ConfigId, DataRouter, DataSource, ECCServer
+from .runs import Experiment, RunMetadata
+
+__all__ = [
+    "ApiToken",
+    "Command",
+    "ConfigId",
+    "DataRouter",
+    "DataSource",
+    "ECCServer",
+    "EngineHeartbeat",
+    "Event",
+    "Experiment",
+    "RunMetadata",
+]

@@ -1,0 +1,152 @@
+"""Control records: commands users asked for, events the engine saw, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Command(models.Model):
+    """One user action, queued for the engine: who asked what, when, and how it went.
+
+    The web request only writes this row; the engine claims it, runs it and writes
+    the outcome back, which makes the table an audit trail.
+    """
+
+    class Kind(models.TextChoices):
+        """What to do."""
+
+        TRANSITION = "transition", "Transition"
+        RESET = "reset", "Reset (one step back)"
+        REFRESH_CONFIGS = "refresh_configs", "Fetch configuration sets"
+
+    class Status(models.TextChoices):
+        """Where the command stands."""
+
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.PENDING, Status.RUNNING)
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    target = models.IntegerField(null=True, blank=True, help_text="Target state, for a "
+                                 "transition.")
+    ecc_server = models.ForeignKey("ECCServer", on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="commands",
+                                   help_text="The one server it is for; empty: system-wide.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                             blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING,
+                              db_index=True)
+    error = models.TextField(blank=True, help_text="What failed and where.")
+    run = models.ForeignKey("RunMetadata", on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="commands", help_text="The run it started or stopped.")
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        permissions = [("control_daq", "Can operate the DAQ")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.describe()}"
+
+    def describe(self) -> str:
+        """What was asked, in words: ``Go to Ready (all servers)``."""
+        from .hardware import ECCServer
+
+        where = self.ecc_server.name if self.ecc_server_id else "all servers"
+        if self.kind == self.Kind.TRANSITION:
+            what = f"Go to {ECCServer.STATE_DICT.get(self.target, self.target)}"
+        else:
+            what = self.get_kind_display()
+        return f"{what} ({where})"
+
+
+class Event(models.Model):
+    """Something the engine saw that people should know: errors and alarms."""
+
+    class Level(models.TextChoices):
+        """How bad."""
+
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+        ALARM = "alarm", "Alarm"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    source = models.CharField(max_length=100, help_text="The server, router or part that "
+                              "reported it.")
+    message = models.TextField()
+    run = models.ForeignKey("RunMetadata", on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="events")
+    acknowledged = models.BooleanField(default=False, help_text="An alarm someone has seen.")
+
+    class Meta:
+        ordering = ["-time", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.source}: {self.message}"
+
+
+class EngineHeartbeat(models.Model):
+    """One row the engine touches every few seconds, so the page can tell it is alive."""
+
+    STALE_AFTER = timedelta(seconds=10)
+
+    beat = models.DateTimeField()
+    started = models.DateTimeField()
+    pid = models.IntegerField()
+    hostname = models.CharField(max_length=200)
+
+    @classmethod
+    def is_alive(cls) -> bool:
+        """True when the engine beat recently."""
+        row = cls.objects.filter(pk=1).first()
+        return row is not None and timezone.now() - row.beat < cls.STALE_AFTER
+
+
+class ApiToken(models.Model):
+    """An API token of a user; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"token of {self.user} ({self.digest[:8]}…)"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        """The digest stored for ``token``."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user) -> str:
+        """Make a new token for ``user`` and return it (shown once, never stored)."""
+        token = secrets.token_urlsafe(32)
+        cls.objects.create(user=user, digest=cls.hash(token))
+        return token
+
+    @classmethod
+    def user_for(cls, token: str):
+        """The active user owning ``token``, or None."""
+        row = cls.objects.select_related("user").filter(digest=cls.hash(token)).first()
+        if row is None or not row.user.is_active:
+            return None
+        cls.objects.filter(pk=row.pk).update(last_used=timezone.now())
+        return row.user

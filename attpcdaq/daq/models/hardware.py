@@ -1,0 +1,277 @@
+"""The hardware: ECC servers, their configuration sets, data routers and data sources."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+
+from django.db import models
+from django.utils import timezone
+
+from attpcdaq import get
+from attpcdaq.get import EccClient, State
+
+from ..validators import validate_path_component
+
+
+def _run_sync(coroutine_function: Callable[[], Awaitable]):
+    """Run a coroutine from sync code (a shell, a script): never from the web or engine."""
+    return asyncio.run(coroutine_function())
+
+
+class ConfigId(models.Model):
+    """A configuration set an ECC server offers: the names of its three files.
+
+    On the server ``describe`` names ``describe-<describe>.xcfg`` and so on. As XML
+    (what :meth:`as_xml` returns and the server expects)::
+
+        <ConfigId>
+          <SubConfigId type="describe">cobo0</SubConfigId>
+          <SubConfigId type="prepare">experiment</SubConfigId>
+          <SubConfigId type="configure">experiment</SubConfigId>
+        </ConfigId>
+    """
+
+    describe = models.CharField(max_length=120, help_text="Name of the describe-*.xcfg file.")
+    prepare = models.CharField(max_length=120, help_text="Name of the prepare-*.xcfg file.")
+    configure = models.CharField(max_length=120, help_text="Name of the configure-*.xcfg file.")
+    ecc_server = models.ForeignKey("ECCServer", on_delete=models.CASCADE, related_name="configs",
+                                   help_text="The ECC server that offers this set.")
+    last_fetched = models.DateTimeField(default=timezone.now,
+                                        help_text="When the server last listed this set.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ecc_server", "describe", "prepare",
+                                                       "configure"], name="unique_config_set")]
+        ordering = ["describe", "prepare", "configure"]
+        verbose_name = "configuration set"
+
+    def __str__(self) -> str:
+        return f"{self.describe}/{self.prepare}/{self.configure}"
+
+    def to_get(self) -> get.ConfigId:
+        """The protocol layer's value for this set."""
+        return get.ConfigId(self.describe, self.prepare, self.configure)
+
+    def as_xml(self) -> str:
+        """The ``<ConfigId>`` document shown in the class docstring."""
+        return self.to_get().as_xml()
+
+    @classmethod
+    def from_xml(cls, xml: str) -> ConfigId:
+        """An unsaved ConfigId read from its XML (raises :class:`attpcdaq.get.XmlError`)."""
+        value = get.ConfigId.from_xml(xml)
+        return cls(describe=value.describe, prepare=value.prepare, configure=value.configure)
+
+
+class ECCServer(models.Model):
+    """An ECC server (getEccSoapServer) and what the engine last learned of it.
+
+    The model holds configuration and observed state; the protocol work is done by
+    :mod:`attpcdaq.get`. The state constants are the board states of GET-PROTOCOL.md;
+    :attr:`RESET` is not a state but the target meaning "one step back".
+    """
+
+    OFF = State.OFF.value
+    IDLE = State.IDLE.value
+    DESCRIBED = State.DESCRIBED.value
+    PREPARED = State.PREPARED.value
+    READY = State.READY.value
+    RUNNING = State.RUNNING.value
+    PAUSED = State.PAUSED.value
+    RESET = -1
+    STATE_DICT = {state.value: state.label for state in State}
+    STATE_CHOICES = list(STATE_DICT.items())
+
+    name = models.CharField(max_length=80, unique=True, help_text="A unique name, e.g. CoBo[0].")
+    ip_address = models.GenericIPAddressField(help_text="Address of the ECC server.")
+    port = models.PositiveIntegerField(default=8083, help_text="SOAP port (8083 by default).")
+    log_path = models.CharField(max_length=500, blank=True,
+                                help_text="Path of the server's log file on its machine.")
+    config_dir = models.CharField(max_length=500, blank=True,
+                                  help_text="Directory of its .xcfg files on its machine, "
+                                  "for the configuration backup of each run.")
+    enabled = models.BooleanField(default=True, help_text="Take part in system-wide "
+                                  "transitions. Disable a broken board to run without it.")
+    selected_config = models.ForeignKey(ConfigId, on_delete=models.SET_NULL, null=True,
+                                        blank=True, related_name="+",
+                                        help_text="The configuration set used for transitions.")
+    state = models.IntegerField(choices=STATE_CHOICES, default=IDLE,
+                                help_text="Last state the server reported.")
+    transition = models.IntegerField(default=0, help_text="Transition code the server "
+                                     "reported as running (0: none).")
+    is_transitioning = models.BooleanField(default=False,
+                                           help_text="A transition is running on the server.")
+    is_online = models.BooleanField(default=False, help_text="The server answers GetState.")
+    target_state = models.IntegerField(null=True, blank=True, choices=STATE_CHOICES,
+                                       help_text="The state last asked for, if any.")
+    last_error = models.TextField(blank=True, help_text="The last error talking to it.")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True,
+                                     help_text="When it last answered, as of its last change.")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "ECC server"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        """The SOAP endpoint, ``http://HOST:PORT/``."""
+        host = f"[{self.ip_address}]" if ":" in self.ip_address else self.ip_address
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def state_name(self) -> str:
+        """The state's label, e.g. ``Ready``."""
+        return self.STATE_DICT.get(self.state, f"Unknown ({self.state})")
+
+    @property
+    def transition_name(self) -> str:
+        """The running transition's label, or empty."""
+        return get.TransitionCode(self.transition).label if self.transition else ""
+
+    def data_link_set(self) -> get.DataLinkSet:
+        """Every link from this server's data sources to their routers."""
+        links = []
+        for source in self.data_sources.select_related("data_router").order_by("name"):
+            if source.data_router is not None:
+                router = source.data_router
+                links.append(get.DataLink(source.name, router.name, router.ip_address,
+                                          router.port, router.connection_type))
+        return get.DataLinkSet(tuple(links))
+
+    def get_data_link_xml_from_clients(self) -> str:
+        """The ``<DataLinkSet>`` of this server's data sources (see :mod:`attpcdaq.get`)."""
+        return self.data_link_set().as_xml()
+
+    def _get_soap_client(self) -> EccClient:
+        """A protocol client of this server (an async client: await its calls)."""
+        return EccClient(self.url)
+
+    def _get_transition(self, client: EccClient, current_state: int, target_state: int):
+        """The coroutine function that takes the server one step to ``target_state``.
+
+        Raises
+        ------
+        attpcdaq.get.PlanError
+            When ``target_state`` is not one allowed step from ``current_state``.
+        """
+        steps = get.plan(current_state, target_state)
+        if len(steps) != 1:
+            raise get.PlanError(f"{self.STATE_DICT.get(target_state, target_state)} is not one "
+                                f"step from {self.STATE_DICT.get(current_state, current_state)}")
+        config = self.selected_config.to_get() if self.selected_config else None
+        return functools.partial(client.transition, steps[0].operation, config,
+                                 self.data_link_set())
+
+    def refresh_state(self) -> None:
+        """Ask the server its state now and save it (blocking: for shells and scripts)."""
+        async def ask():
+            async with self._get_soap_client() as client:
+                return await client.get_state()
+        reply = _run_sync(ask)
+        self.state, self.transition = reply.state.value, reply.transition.value
+        self.is_transitioning, self.is_online = reply.transitioning, True
+        self.last_seen = timezone.now()
+        self.save(update_fields=["state", "transition", "is_transitioning", "is_online",
+                                 "last_seen"])
+
+    def refresh_configs(self) -> list[ConfigId]:
+        """Fetch the server's configuration sets and store them (blocking)."""
+        async def ask():
+            async with self._get_soap_client() as client:
+                return await client.get_config_ids()
+        return self.store_configs(_run_sync(ask))
+
+    def store_configs(self, configs: list[get.ConfigId]) -> list[ConfigId]:
+        """Store the sets a server offers now, dropping those it no longer offers."""
+        now, kept = timezone.now(), []
+        for value in configs:
+            row, _ = ConfigId.objects.update_or_create(
+                ecc_server=self, describe=value.describe, prepare=value.prepare,
+                configure=value.configure, defaults={"last_fetched": now})
+            kept.append(row)
+        self.configs.exclude(pk__in=[row.pk for row in kept]).delete()
+        return kept
+
+    def change_state(self, target_state: int) -> None:
+        """Take the server one step to ``target_state`` and wait (blocking).
+
+        The engine does this for users; this is for shells and scripts.
+
+        Raises
+        ------
+        attpcdaq.get.GetError
+            When the step is not allowed, or the server refuses or fails it.
+        """
+        async def step():
+            async with self._get_soap_client() as client:
+                await self._get_transition(client, self.state, target_state)()
+                return await client.get_state()
+        self.target_state = target_state
+        reply = _run_sync(step)
+        self.state, self.is_transitioning = reply.state.value, reply.transitioning
+        self.save(update_fields=["state", "is_transitioning", "target_state"])
+
+
+class DataRouter(models.Model):
+    """A data router (dataRouter): receives a board's stream and writes .graw files."""
+
+    class ConnectionType(models.TextChoices):
+        """How boards send to it."""
+
+        TCP = "TCP"
+        FDT = "FDT"
+        ICE = "ICE"
+        ZBUF = "ZBUF"
+
+    name = models.CharField(max_length=80, unique=True,
+                            help_text="Unique name, sent to the ECC server in the data links.",
+                            validators=[validate_path_component])
+    ip_address = models.GenericIPAddressField(help_text="Address boards send data to.")
+    port = models.PositiveIntegerField(default=46005, help_text="Data port (46005 by default).")
+    connection_type = models.CharField(max_length=4, choices=ConnectionType.choices,
+                                       default=ConnectionType.TCP)
+    ssh_host = models.CharField(max_length=200, blank=True, help_text="SSH host of its "
+                                "machine (a ~/.ssh/config name allowed); empty: this machine.")
+    working_dir = models.CharField(max_length=500, blank=True, help_text="Directory it writes "
+                                   "into; found from the running process when empty.")
+    log_path = models.CharField(max_length=500, blank=True, help_text="Its log file.")
+    is_online = models.BooleanField(default=False, help_text="Its process is running.")
+    is_clean = models.BooleanField(default=True, help_text="No unfiled .graw files in its "
+                                   "working directory.")
+    data_rate = models.FloatField(default=0.0, help_text="Bytes per second written, lately.")
+    last_checked = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DataSource(models.Model):
+    """A board (CoBo or MuTAnT) controlled by an ECC server, sending to a data router.
+
+    ``name`` is the DataSender id of the configuration files: ``CoBo[N]`` or
+    ``Mutant[master]``, or Configure fails.
+    """
+
+    name = models.CharField(max_length=80, help_text="DataSender id: CoBo[N] or Mutant[master].")
+    ecc_server = models.ForeignKey(ECCServer, on_delete=models.CASCADE,
+                                   related_name="data_sources")
+    data_router = models.ForeignKey(DataRouter, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="data_sources")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["ecc_server", "name", "data_router"],
+                                               name="unique_data_link")]
+
+    def __str__(self) -> str:
+        return self.name
