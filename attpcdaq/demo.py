@@ -1,0 +1,148 @@
+"""``attpcdaq demo``: the whole system on this machine, against emulated hardware.
+
+Starts emulated ECC servers for four CoBos and a MuTAnT on loopback, a database
+in a data directory, the engine and the web server, with an experiment and a
+data model pointing at the emulators; prints the URL, a login and an API token.
+Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BOARDS = ["CoBo[0]", "CoBo[1]", "CoBo[2]", "CoBo[3]", "Mutant[master]"]
+DEMO_USER = "demo"
+
+
+def add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``attpcdaq demo``."""
+    parser = commands.add_parser("demo", help="run everything against emulated hardware",
+                                 description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000, help="web server port (8000)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where the database and data go (default: a temporary "
+                        "directory, deleted on exit)")
+    parser.add_argument("--transition-seconds", default="1",
+                        help="how long each emulated transition takes (1)")
+    parser.set_defaults(run=run)
+
+
+def _describe_name(board: str) -> str:
+    """The describe file a board's server uses in the example configurations."""
+    if board.startswith("CoBo["):
+        return "cobo" + board[5:-1]
+    return "mutant"
+
+
+def start_ecc_emulators(count: int, transition_seconds: str) -> tuple[subprocess.Popen, list[int]]:
+    """Start one emulator process serving ``count`` ECC servers; return it and their ports."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attpcdaq", "emulate", "ecc", "--port", "0", "--count",
+         str(count), "--transition-seconds", transition_seconds],
+        stdout=subprocess.PIPE, text=True)
+    ports = []
+    while len(ports) < count:
+        line = process.stdout.readline()
+        if not line:
+            raise SystemExit("attpcdaq demo: the ECC emulator did not start")
+        if line.startswith("listening on "):
+            ports.append(int(line.rsplit(":", 1)[1]))
+    return process, ports
+
+
+def build_model(ports: list[int]) -> tuple[str, str]:
+    """The demo experiment, servers, sources and user; returns (password, token)."""
+    from django.contrib.auth.models import Permission, User
+
+    from .daq.models import ApiToken, DataSource, ECCServer, Experiment
+
+    experiment, _ = Experiment.objects.get_or_create(name="demo experiment")
+    experiment.activate()
+    for board, port in zip(BOARDS, ports, strict=True):
+        name = "MuTAnT" if board.startswith("Mutant") else board
+        server, _ = ECCServer.objects.update_or_create(
+            name=name, defaults={"ip_address": "127.0.0.1", "port": port})
+        DataSource.objects.get_or_create(name=board, ecc_server=server)
+    password = secrets.token_urlsafe(9)
+    user, _ = User.objects.get_or_create(username=DEMO_USER)
+    user.set_password(password)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    user.user_permissions.add(Permission.objects.get(codename="control_daq"))
+    return password, ApiToken.issue(user)
+
+
+async def select_configs() -> None:
+    """Fetch each server's configuration sets over SOAP and preselect the board's own."""
+    from asgiref.sync import sync_to_async
+
+    from .daq.models import ECCServer
+    from .get import EccClient
+
+    servers = await sync_to_async(lambda: list(ECCServer.objects.prefetch_related(
+        "data_sources")))()
+    for server in servers:
+        async with EccClient(server.url) as ecc:
+            configs = await ecc.get_config_ids()
+        board = server.data_sources.all()[0].name
+        wanted = f"{_describe_name(board)}/experiment/experiment"
+
+        def store(server=server, configs=configs, wanted=wanted):
+            rows = server.store_configs(configs)
+            server.selected_config = next(r for r in rows if str(r) == wanted)
+            server.save(update_fields=["selected_config"])
+        await sync_to_async(store)()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until interrupted."""
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="attpcdaq-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["ATTPCDAQ_DATA_DIR"] = str(data_dir.resolve())
+    os.environ.setdefault("ATTPCDAQ_TRANSITION_TIMEOUT", "30")
+    from .runtime import setup_django
+
+    setup_django()
+    emulator, ports = start_ecc_emulators(len(BOARDS), args.transition_seconds)
+    try:
+        password, token = build_model(ports)
+        return asyncio.run(_serve(args.port, password, token))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        emulator.send_signal(signal.SIGINT)
+        try:
+            emulator.wait(10)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _serve(port: int, password: str, token: str) -> int:
+    from .runtime import run_web_and_engine
+
+    await select_configs()
+    ready = asyncio.Event()
+    serving = asyncio.create_task(run_web_and_engine("127.0.0.1", port, ready=ready))
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        waiting.cancel()
+        serving.result()
+        return 1
+    print(f"URL: http://127.0.0.1:{port}/", flush=True)
+    print(f"Login: {DEMO_USER} / {password}", flush=True)
+    print(f"Token: {token}", flush=True)
+    await serving
+    return 0

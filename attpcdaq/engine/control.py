@@ -1,0 +1,254 @@
+"""Running commands: lockstep walks, starting and stopping runs, one step back.
+
+Every server of a system-wide command moves concurrently, one step per round;
+a walk stops at the first round in which a server fails, naming it. Start
+reserves the run number before any server is asked, and marks the run started
+only when every server confirmed; Stop always completes and always closes the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+
+from attpcdaq.daq.models import Command, ECCServer, RunMetadata
+from attpcdaq.get import EccError, Operation, PlanError, State, Step, backward_step, plan, step_for
+
+from .coordinator import EccCoordinator
+
+if TYPE_CHECKING:
+    from .supervisor import Engine
+
+log = logging.getLogger(__name__)
+_NEEDS_CONFIG = {Operation.DESCRIBE, Operation.PREPARE, Operation.CONFIGURE}
+
+
+class Refused(Exception):
+    """The command cannot run as things stand; nothing was changed."""
+
+
+class StepFailed(Exception):
+    """A round of transitions failed on one or more servers, named in the message."""
+
+    def __init__(self, operation: str, failures: list[tuple[EccCoordinator, BaseException]]):
+        self.failures = failures
+        names = "; ".join(f"{coord.name}: {_reason(exc)}" for coord, exc in failures)
+        super().__init__(f"{operation} failed on {names}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EccError):
+        return exc.detail
+    return str(exc) or type(exc).__name__
+
+
+def _names(coords: Iterable[EccCoordinator]) -> str:
+    return ", ".join(sorted(coord.name for coord in coords))
+
+
+class Controller:
+    """Runs claimed commands against the engine's coordinators."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self.run_id: int | None = None  # the run the last command started or stopped
+
+    async def execute(self, command: Command) -> None:
+        """Run one command; raises :class:`Refused` or :class:`StepFailed` on failure."""
+        self.run_id = None
+        coords = self._coordinators(command)
+        if command.kind == Command.Kind.REFRESH_CONFIGS:
+            await asyncio.gather(*(self.engine.fetch_configs(c, raise_errors=True)
+                                   for c in coords))
+            return
+        self._require_online(coords)
+        if command.kind == Command.Kind.RESET:
+            await self.reset(coords, system=command.ecc_server_id is None)
+        elif command.ecc_server_id is None:
+            await self.system_transition(coords, State(command.target))
+        else:
+            await self.walk(coords, State(command.target), system=False)
+
+    def _coordinators(self, command: Command) -> list[EccCoordinator]:
+        if command.ecc_server_id is not None:
+            coord = self.engine.coordinators.get(command.ecc_server_id)
+            if coord is None:
+                raise Refused(f"the engine does not know ECC server {command.ecc_server}")
+            return [coord]
+        coords = [c for c in self.engine.coordinators.values() if c.info.enabled]
+        if not coords:
+            raise Refused("there are no enabled ECC servers")
+        return coords
+
+    @staticmethod
+    def _require_online(coords: list[EccCoordinator]) -> None:
+        offline = [c for c in coords if not c.online or c.state is None]
+        if offline:
+            raise Refused(f"offline: {_names(offline)}")
+        busy = [c for c in coords if c.data and c.data.transitioning]
+        if busy:
+            raise Refused(f"a transition is already running on {_names(busy)}")
+
+    async def system_transition(self, coords: list[EccCoordinator], target: State) -> None:
+        """Take every enabled server to ``target``; Start and Resume are run operations."""
+        states = {c.state for c in coords}
+        if target == State.RUNNING:
+            if states == {State.PAUSED}:
+                await self.run_round(coords, Operation.RESUME, RunMetadata.Status.RUNNING)
+            else:
+                await self.start_run(coords)
+            return
+        if target == State.PAUSED:
+            if states != {State.RUNNING}:
+                raise Refused("Pause needs every server Running; "
+                              f"{self._not_in(coords, State.RUNNING)}")
+            await self.run_round(coords, Operation.PAUSE, RunMetadata.Status.PAUSED)
+            return
+        await self.walk(coords, target, system=True)
+
+    @staticmethod
+    def _not_in(coords: list[EccCoordinator], state: State) -> str:
+        others = [c for c in coords if c.state != state]
+        return "not " + state.label + ": " + ", ".join(
+            f"{c.name} ({c.state.label})" for c in sorted(others, key=lambda c: c.name))
+
+    async def walk(self, coords: list[EccCoordinator], target: State, *, system: bool) -> None:
+        """Walk the servers to ``target``, the furthest first, then all in lockstep."""
+        for _ in range(12):  # no walk is longer than five rounds; this bounds a confused one
+            try:
+                plans = {c: plan(c.state, target) for c in coords}
+            except PlanError as exc:
+                raise Refused(str(exc)) from None
+            pending = {c: steps for c, steps in plans.items() if steps}
+            if not pending:
+                return
+            longest = max(len(steps) for steps in pending.values())
+            steps = {c: s[0] for c, s in pending.items() if len(s) == longest}
+            operations = {step.operation for step in steps.values()}
+            if Operation.STOP in operations and system:
+                await self.stop_run([c for c, s in steps.items() if s.operation == Operation.STOP])
+                continue
+            if operations & {Operation.START, Operation.RESUME} and not system:
+                raise Refused("Start and Resume are system-wide: use Start")
+            await self.round(steps)
+        raise Refused(f"the servers did not reach {target.label}")
+
+    async def reset(self, coords: list[EccCoordinator], *, system: bool) -> None:
+        """Take each server one step back; Running or Paused servers stop the run."""
+        steps = {c: backward_step(c.state) for c in coords if c.state > State.IDLE}
+        if not steps:
+            raise Refused("every server is already Idle")
+        stopping = [c for c, s in steps.items() if s.operation == Operation.STOP]
+        if stopping and system:
+            await self.stop_run(stopping)
+            steps = {c: s for c, s in steps.items() if c not in stopping}
+        if steps:
+            await self.round(steps)
+
+    async def round(self, steps: dict[EccCoordinator, Step]) -> None:
+        """Run one step on each server concurrently; raise naming every failure."""
+        args = await self.db.run(_transition_args, [c.info.pk for c in steps])
+        unconfigured = [c for c, s in steps.items() if s.operation in _NEEDS_CONFIG
+                        and args[c.info.pk][0] is None]
+        if unconfigured:
+            raise Refused(f"no configuration selected for {_names(unconfigured)}")
+        for step in {s for s in steps.values()}:
+            pks = [c.info.pk for c, s in steps.items() if s == step]
+            await self.db.update_servers(pks, is_transitioning=True, transition=step.code.value,
+                                         target_state=step.target.value)
+        results = await asyncio.gather(*(
+            c.transition(s.operation, *args[c.info.pk]) for c, s in steps.items()),
+            return_exceptions=True)
+        failures = [(c, r) for c, r in zip(steps, results, strict=True)
+                    if isinstance(r, BaseException)]
+        for _, exc in failures:
+            if not isinstance(exc, Exception):
+                raise exc  # cancellation goes on up
+        if failures:
+            operation = "/".join(sorted({str(steps[c].operation) for c, _ in failures}))
+            raise StepFailed(operation, failures)
+
+    async def start_run(self, coords: list[EccCoordinator]) -> None:
+        """Open the next run, Start every server, and mark it started when all confirm."""
+        if {c.state for c in coords} != {State.READY}:
+            raise Refused(f"Start needs every server Ready; {self._not_in(coords, State.READY)}")
+        await self.engine.check_routers_for_start()
+        args = await self.db.run(_transition_args, [c.info.pk for c in coords])
+        configs = {c.name: str(args[c.info.pk][0]) for c in coords}
+        try:
+            run = await self.db.reserve_run(configs)
+        except RuntimeError as exc:
+            raise Refused(f"cannot start: {exc}") from None
+        self.run_id = run.pk
+        self.engine.run_opened(run)
+        try:
+            await self.round({c: step_for(Operation.START, State.READY) for c in coords})
+        except StepFailed as failure:
+            await self._abort(run, coords, failure)
+            raise
+        await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING,
+                                 start_datetime=timezone.now())
+        await self.db.event("info", "run control", f"run {run.run_number} started", run.pk)
+
+    async def _abort(self, run: RunMetadata, coords, failure: StepFailed) -> None:
+        """Bring servers that did start back to Ready and record the run as aborted."""
+        started = [c for c in coords if c.state in (State.RUNNING, State.PAUSED)]
+        if started:
+            stop = step_for(Operation.STOP, State.RUNNING)
+            try:
+                await self.round({c: stop for c in started})
+            except StepFailed as exc:
+                await self.db.event("alarm", _names(started), f"after a failed Start: {exc}",
+                                    run.pk)
+        await self.db.update_run(run.pk, status=RunMetadata.Status.ABORTED,
+                                 stop_datetime=timezone.now(), reason=str(failure))
+        await self.db.event("error", "run control",
+                            f"run {run.run_number} aborted: {failure}", run.pk)
+        self.engine.run_closed()
+
+    async def run_round(self, coords, operation: Operation, status: str) -> None:
+        """Pause or Resume every server and record the run's new status."""
+        run = await self.db.open_run()
+        await self.round({c: step_for(operation, c.state) for c in coords})
+        if run:
+            self.run_id = run.pk
+            await self.db.update_run(run.pk, status=status)
+
+    async def stop_run(self, coords: list[EccCoordinator]) -> None:
+        """Stop every given server; always close the run; then raise naming failures."""
+        run = await self.db.open_run()
+        if run:
+            self.run_id = run.pk
+            await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPING)
+            self.engine.stopping = True
+        failure = None
+        try:
+            await self.round({c: step_for(Operation.STOP, c.state) for c in coords})
+        except StepFailed as exc:
+            failure = exc
+            for coord, error in exc.failures:
+                await self.db.event("alarm", coord.name, f"did not stop: {_reason(error)}",
+                                    run.pk if run else None)
+        finally:
+            self.engine.stopping = False
+        if run:
+            await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
+                                     stop_datetime=timezone.now(),
+                                     reason=str(failure) if failure else "")
+            await self.db.event("info", "run control", f"run {run.run_number} stopped", run.pk)
+            self.engine.run_closed()
+            await self.engine.after_run(run)
+        if failure:
+            raise failure
+
+
+def _transition_args(pks: list[int]):
+    """The configuration set and data links of each server, by primary key."""
+    servers = ECCServer.objects.select_related("selected_config").filter(pk__in=pks)
+    return {s.pk: (s.selected_config.to_get() if s.selected_config else None, s.data_link_set())
+            for s in servers}

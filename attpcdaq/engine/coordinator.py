@@ -1,0 +1,211 @@
+"""One coordinator per ECC server: polls GetState, writes changes, tracks health.
+
+The pattern of Home Assistant's DataUpdateCoordinator: one ``refresh`` turns
+every failure into state (never a crash), logs only when health changes, polls
+faster while a transition runs, backs off while the server is unreachable, and
+starts with jitter so a hundred servers do not poll in the same millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from attpcdaq.get import (
+    ConfigId,
+    DataLinkSet,
+    EccClient,
+    EccError,
+    Operation,
+    State,
+    StateReply,
+    TransitionCode,
+)
+
+from .database import EngineDatabase, ServerInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollSettings:
+    """How often to poll, and when to give up on a server."""
+
+    interval: float = 1.0
+    fast_interval: float = 0.2
+    offline_after: int = 3
+    backoff_cap: float = 30.0
+    state_timeout: float = 3.0
+    transition_timeout: float = 120.0
+
+
+@dataclass
+class _Written:
+    """What the database holds for the server, as last written by us."""
+
+    state: int | None = None
+    transition: int | None = None
+    online: bool | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class EccCoordinator:
+    """Polls one ECC server and runs transitions on it for the controller."""
+
+    def __init__(self, info: ServerInfo, db: EngineDatabase, settings: PollSettings,
+                 on_change: Callable[[EccCoordinator, StateReply | None], None] | None = None):
+        self.info = info
+        self.db = db
+        self.settings = settings
+        self.client = EccClient(info.url, state_timeout=settings.state_timeout,
+                                transition_timeout=settings.transition_timeout)
+        self.data: StateReply | None = None
+        self.last_update_success = False
+        self.last_exception: EccError | None = None
+        self.last_success_at: datetime | None = None
+        self.failures = 0
+        self.online = False
+        self.busy: Operation | None = None  # the transition we are running on it
+        self._on_change = on_change
+        self._written = _Written()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._first_poll = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        """The server's name."""
+        return self.info.name
+
+    @property
+    def state(self) -> State | None:
+        """The last state the server reported, None before it answered once."""
+        return self.data.state if self.data else None
+
+    def start(self) -> None:
+        """Start polling in the background."""
+        self._task = asyncio.create_task(self._loop(), name=f"poll {self.name}")
+
+    async def stop(self) -> None:
+        """Stop polling and close the connection."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.aclose()
+
+    def poke(self) -> None:
+        """Poll now rather than at the next interval."""
+        self._wake.set()
+
+    async def wait_first_poll(self) -> None:
+        """Wait until the first poll has answered or failed."""
+        await self._first_poll.wait()
+
+    def _next_delay(self) -> float:
+        s = self.settings
+        if not self.last_update_success and self.failures >= s.offline_after:
+            # Back off exponentially while it stays unreachable, with jitter.
+            base = min(s.interval * 2 ** (self.failures - s.offline_after + 1), s.backoff_cap)
+            return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+        if self.busy or (self.data and self.data.transitioning):
+            return s.fast_interval
+        return s.interval
+
+    async def _loop(self) -> None:
+        await asyncio.sleep(random.uniform(0, self.settings.interval))  # noqa: S311
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a bug must not end polling; it is logged with its traceback
+                log.exception("polling %s failed unexpectedly", self.name)
+            finally:
+                self._first_poll.set()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_delay())
+
+    async def refresh(self) -> StateReply | None:
+        """Ask the server its state once and write what changed."""
+        try:
+            reply = await self.client.get_state()
+        except EccError as exc:
+            await self._failed(exc)
+            return None
+        self.data, self.last_exception = reply, None
+        self.last_update_success, self.failures = True, 0
+        self.last_success_at = timezone.now()
+        if not self.online:
+            self.online = True
+            if self._written.online is False:
+                log.info("%s is reachable again", self.name)
+        await self._write(state=reply.state.value, transition=reply.transition.value,
+                          online=True)
+        if self._on_change:
+            self._on_change(self, reply)
+        return reply
+
+    async def _failed(self, exc: EccError) -> None:
+        self.last_update_success, self.last_exception = False, exc
+        self.failures += 1
+        if self.online and self.failures >= self.settings.offline_after:
+            self.online = False
+            log.warning("%s is unreachable: %s", self.name, exc)
+        if self.failures == 1 or self.failures == self.settings.offline_after:
+            await self._write(online=self.online, error=str(exc))
+        if not self.online and self._on_change:
+            self._on_change(self, None)
+
+    async def _write(self, *, state: int | None = None, transition: int | None = None,
+                     online: bool | None = None, error: str | None = None) -> None:
+        """Write only the fields that differ from what we last wrote."""
+        fields: dict = {}
+        w = self._written
+        if state is not None and state != w.state:
+            fields["state"] = w.state = state
+        if transition is not None and transition != w.transition:
+            fields["transition"] = w.transition = transition
+            busy = transition != TransitionCode.NONE or self.busy is not None
+            fields["is_transitioning"] = busy
+        if online is not None and online != w.online:
+            fields["is_online"] = w.online = online
+            fields["last_seen"] = self.last_success_at
+        if error is not None and error != w.error:
+            w.error = error
+            fields.update(last_error=error, last_error_at=timezone.now())
+        if fields:
+            await self.db.update_server(self.info.pk, **fields)
+
+    async def record_error(self, message: str) -> None:
+        """Show ``message`` as the server's last error."""
+        await self._write(error=message)
+
+    async def transition(self, operation: Operation, config: ConfigId | None,
+                         links: DataLinkSet | None) -> None:
+        """Run one transition, showing it as running meanwhile, then confirm by a poll.
+
+        Raises
+        ------
+        EccError
+            When the server refuses, fails, times out or cannot be reached.
+        """
+        self.busy = operation
+        started = time.monotonic()
+        try:
+            await self.client.transition(operation, config, links)
+        except EccError as exc:
+            await self.record_error(str(exc))
+            raise
+        finally:
+            self.busy = None
+            log.info("%s: %s took %.2f s", self.name, operation, time.monotonic() - started)
+            self._written.transition = None  # force is_transitioning to be rewritten
+            await self.refresh()

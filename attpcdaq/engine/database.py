@@ -1,0 +1,155 @@
+"""Every database access of the engine, run on one thread of its own.
+
+The ORM is synchronous; the engine is not. Running all of the engine's queries on
+one dedicated thread keeps the event loop free, keeps one connection, and never
+contends with the web server's threads inside this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from attpcdaq.daq.models import Command, ECCServer, EngineHeartbeat, Event, Experiment, RunMetadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a coordinator needs of an ECC server row."""
+
+    pk: int
+    name: str
+    url: str
+    enabled: bool
+
+
+class EngineDatabase:
+    """Async facade over the engine's queries, all run on one thread."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-db")
+
+    async def run(self, function, *args: Any, **kwargs: Any) -> Any:
+        """Run ``function(*args, **kwargs)`` on the database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(_with_connection, function, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the thread's connection and stop the thread."""
+        from django.db import connections
+
+        await self.run(connections.close_all)
+        self._executor.shutdown(wait=True)
+
+    # Servers -------------------------------------------------------------------
+    async def servers(self) -> list[ServerInfo]:
+        """Every ECC server."""
+        return await self.run(_servers)
+
+    async def update_server(self, pk: int, **fields: Any) -> None:
+        """Write the given fields of one server."""
+        await self.run(lambda: ECCServer.objects.filter(pk=pk).update(**fields))
+
+    async def update_servers(self, pks: list[int], **fields: Any) -> None:
+        """Write the same fields on several servers in one query."""
+        await self.run(lambda: ECCServer.objects.filter(pk__in=pks).update(**fields))
+
+    # Events --------------------------------------------------------------------
+    async def event(self, level: str, source: str, message: str, run_id: int | None = None):
+        """Record an event for the page and log it."""
+        log.log(logging.ERROR if level in ("error", "alarm") else logging.INFO,
+                "%s: %s", source, message)
+        await self.run(lambda: Event.objects.create(level=level, source=source, message=message,
+                                                    run_id=run_id))
+
+    async def beat(self, started, pid: int, hostname: str) -> None:
+        """Touch the heartbeat row."""
+        await self.run(lambda: EngineHeartbeat.objects.update_or_create(
+            pk=1, defaults={"beat": timezone.now(), "started": started, "pid": pid,
+                            "hostname": hostname}))
+
+    # Commands ------------------------------------------------------------------
+    async def claim_command(self) -> Command | None:
+        """Take the oldest pending command, marking it running; None when none waits."""
+        return await self.run(_claim_command)
+
+    async def finish_command(self, pk: int, error: str = "", run_id: int | None = None) -> None:
+        """Record a command's outcome: done when ``error`` is empty, else failed."""
+        status = Command.Status.FAILED if error else Command.Status.DONE
+        fields = {"status": status, "error": error, "finished": timezone.now()}
+        if run_id is not None:
+            fields["run_id"] = run_id
+        await self.run(lambda: Command.objects.filter(pk=pk).update(**fields))
+
+    async def fail_interrupted_commands(self) -> int:
+        """Fail commands left running by an engine that stopped; return how many."""
+        return await self.run(lambda: Command.objects.filter(status=Command.Status.RUNNING)
+                              .update(status=Command.Status.FAILED, finished=timezone.now(),
+                                      error="the engine stopped while this command ran"))
+
+    # Runs ----------------------------------------------------------------------
+    async def open_run(self) -> RunMetadata | None:
+        """The open run of the active experiment, if any."""
+        return await self.run(_open_run)
+
+    async def reserve_run(self, configs: dict[str, str]) -> RunMetadata:
+        """Create the next run of the active experiment, in one transaction.
+
+        Raises
+        ------
+        RuntimeError
+            When there is no active experiment or a run is already open.
+        """
+        return await self.run(_reserve_run, configs)
+
+    async def update_run(self, pk: int, **fields: Any) -> None:
+        """Write the given fields of a run."""
+        await self.run(lambda: RunMetadata.objects.filter(pk=pk).update(**fields))
+
+
+def _with_connection(function, *args, **kwargs):
+    # Drops a connection the server closed or that errored, as a request would.
+    close_old_connections()
+    return function(*args, **kwargs)
+
+
+def _servers() -> list[ServerInfo]:
+    return [ServerInfo(s.pk, s.name, s.url, s.enabled) for s in ECCServer.objects.all()]
+
+
+def _claim_command() -> Command | None:
+    with transaction.atomic():
+        command = (Command.objects.select_related("ecc_server", "user")
+                   .filter(status=Command.Status.PENDING).order_by("created", "pk").first())
+        if command is None:
+            return None
+        claimed = Command.objects.filter(pk=command.pk, status=Command.Status.PENDING).update(
+            status=Command.Status.RUNNING, started=timezone.now())
+        return command if claimed else None
+
+
+def _open_run() -> RunMetadata | None:
+    return (RunMetadata.objects.select_related("experiment")
+            .filter(status__in=RunMetadata.OPEN).order_by("-created").first())
+
+
+def _reserve_run(configs: dict[str, str]) -> RunMetadata:
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().filter(is_active=True).first()
+        if experiment is None:
+            raise RuntimeError("there is no active experiment")
+        if RunMetadata.objects.filter(status__in=RunMetadata.OPEN).exists():
+            raise RuntimeError("a run is already open")
+        return RunMetadata.objects.create(experiment=experiment,
+                                          run_number=experiment.next_run_number,
+                                          status=RunMetadata.Status.STARTING, configs=configs)

@@ -1,0 +1,231 @@
+"""The engine: owns one coordinator per ECC server, runs commands, keeps a heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from attpcdaq.daq.models import Command, ECCServer, RunMetadata
+from attpcdaq.get import EccError, State, StateReply
+
+from .control import Controller, Refused, StepFailed
+from .coordinator import EccCoordinator, PollSettings
+from .database import EngineDatabase, ServerInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineSettings:
+    """Timing of the engine's loops."""
+
+    poll: PollSettings = field(default_factory=PollSettings)
+    command_interval: float = 0.1
+    reload_interval: float = 5.0
+    heartbeat_interval: float = 2.0
+
+
+class Engine:
+    """The asyncio service that talks to the hardware."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.db = EngineDatabase()
+        self.coordinators: dict[int, EccCoordinator] = {}
+        self.controller = Controller(self)
+        self.open_run_id: int | None = None
+        self.stopping = False  # a Stop is under way: servers leaving Running is expected
+        self._alarmed: set[tuple[int, int, str]] = set()
+        self._fetched_configs: set[int] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._started = timezone.now()
+        self._stopped = False
+
+    # Life cycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Start polling every server, recover from a previous engine, run commands."""
+        interrupted = await self.db.fail_interrupted_commands()
+        if interrupted:
+            await self.db.event("warning", "engine",
+                                f"{interrupted} command(s) were cut short by an engine restart")
+        await self.reload_servers()
+        await asyncio.gather(*(c.wait_first_poll() for c in self.coordinators.values()))
+        await self._recover_run()
+        await self._beat()
+        for loop in (self._command_loop, self._reload_loop, self._heartbeat_loop):
+            self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
+        log.info("engine started with %d ECC server(s)", len(self.coordinators))
+
+    async def stop(self) -> None:
+        """Stop every loop and coordinator and close the database thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.stop() for c in self.coordinators.values()))
+        self.coordinators.clear()
+        await self.db.close()
+
+    async def run_forever(self) -> None:
+        """Start, and run until cancelled."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def reload_servers(self) -> None:
+        """Start coordinators for new servers, stop those of deleted or moved ones."""
+        known = {info.pk: info for info in await self.db.servers()}
+        for pk, coord in list(self.coordinators.items()):
+            if pk not in known or known[pk].url != coord.info.url:
+                await self.coordinators.pop(pk).stop()
+            else:
+                coord.info = known[pk]  # name and enabled may change
+        for pk, info in known.items():
+            if pk not in self.coordinators:
+                self._add(info)
+
+    def _add(self, info: ServerInfo) -> None:
+        coord = EccCoordinator(info, self.db, self.settings.poll, on_change=self._on_change)
+        self.coordinators[info.pk] = coord
+        coord.start()
+
+    # Loops ------------------------------------------------------------------------
+    async def _command_loop(self) -> None:
+        while True:
+            try:
+                command = await self.db.claim_command()
+            except Exception:
+                log.exception("cannot read commands")
+                command = None
+            if command is None:
+                await asyncio.sleep(self.settings.command_interval)
+                continue
+            await self.run_command(command)
+
+    async def run_command(self, command: Command) -> None:
+        """Run one claimed command and record its outcome where the page shows it."""
+        log.info("command %s by %s", command, command.user or "system")
+        error = ""
+        try:
+            await self.controller.execute(command)
+        except (Refused, StepFailed, EccError) as exc:
+            error = str(exc)
+        except Exception as exc:  # recorded on the command, not only in a log
+            log.exception("command %s failed unexpectedly", command)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        if error:
+            await self.db.event("error", command.ecc_server.name if command.ecc_server else
+                                "run control", f"{command.describe()}: {error}",
+                                self.controller.run_id)
+        await self.db.finish_command(command.pk, error, self.controller.run_id)
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            try:
+                await self.reload_servers()
+            except Exception:
+                log.exception("cannot reload ECC servers")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            try:
+                await self._beat()
+            except Exception:
+                log.exception("cannot write the heartbeat")
+
+    async def _beat(self) -> None:
+        await self.db.beat(self._started, os.getpid(), socket.gethostname())
+
+    # Configuration sets -----------------------------------------------------------
+    async def fetch_configs(self, coord: EccCoordinator, *, raise_errors: bool = False) -> None:
+        """Ask a server for its configuration sets and store them."""
+        try:
+            configs = await coord.client.get_config_ids()
+        except EccError as exc:
+            await coord.record_error(str(exc))
+            if raise_errors:
+                raise
+            return
+        pk = coord.info.pk
+        await self.db.run(lambda: ECCServer.objects.get(pk=pk).store_configs(configs))
+
+    # Runs and alarms ---------------------------------------------------------------
+    def run_opened(self, run: RunMetadata) -> None:
+        """Note the run that is now open, for alarms."""
+        self.open_run_id = run.pk
+
+    def run_closed(self) -> None:
+        """Note that no run is open."""
+        self.open_run_id = None
+
+    async def check_routers_for_start(self) -> None:
+        """Refuse Start while a data router is offline or not clean (data routers issue)."""
+
+    async def after_run(self, run: RunMetadata) -> None:
+        """File a stopped run's data and back up its configurations (data routers issue)."""
+
+    def _on_change(self, coord: EccCoordinator, reply: StateReply | None) -> None:
+        """Raise an alarm when a server falls out of Running or offline during a run."""
+        if reply is not None and coord.info.pk not in self._fetched_configs:
+            self._fetched_configs.add(coord.info.pk)
+            self._spawn(self.fetch_configs(coord))
+        run_id = self.open_run_id
+        if run_id is None or self.stopping or not coord.info.enabled:
+            return
+        if reply is None:
+            kind, message = "offline", f"went offline during the run: {coord.last_exception}"
+        elif reply.state not in (State.RUNNING, State.PAUSED) and coord.busy is None \
+                and not reply.transitioning:
+            kind, message = "state", f"fell out of Running during the run: now {reply.state.label}"
+        else:
+            return
+        if (run_id, coord.info.pk, kind) not in self._alarmed:
+            self._alarmed.add((run_id, coord.info.pk, kind))
+            self._spawn(self.db.event("alarm", coord.name, message, run_id))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+
+    async def _recover_run(self) -> None:
+        """Bring an open run left by a previous engine in line with the servers."""
+        run = await self.db.open_run()
+        if run is None:
+            return
+        states = {c.state for c in self.coordinators.values() if c.info.enabled and c.online}
+        live = {State.RUNNING, State.PAUSED}
+        now = timezone.now()
+        if run.status == RunMetadata.Status.STARTING:
+            if states and states <= {State.RUNNING}:
+                await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING,
+                                         start_datetime=run.start_datetime or now)
+            else:
+                await self.db.update_run(run.pk, status=RunMetadata.Status.ABORTED,
+                                         stop_datetime=now,
+                                         reason="the engine restarted while the run started")
+                return
+        elif run.status == RunMetadata.Status.STOPPING:
+            if states & live:
+                await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING)
+            else:
+                await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
+                                         stop_datetime=now)
+                await self.after_run(run)
+                return
+        self.open_run_id = run.pk
+        log.info("resuming with open run %s", run)
+        for coord in self.coordinators.values():
+            self._on_change(coord, coord.data if coord.online else None)

@@ -1,0 +1,240 @@
+"""The engine against real emulated ECC servers over loopback, with a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from attpcdaq.daq import services
+from attpcdaq.daq.models import Command, ECCServer, Event, Experiment, RunMetadata
+from attpcdaq.engine.supervisor import Engine
+from attpcdaq.get import EccClient, Operation, State
+
+from .conftest import fast_settings, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+READY, RUNNING, IDLE = ECCServer.READY, ECCServer.RUNNING, ECCServer.IDLE
+
+
+def states():
+    return sorted(ECCServer.objects.values_list("state", flat=True))
+
+
+def queue(target, server=None):
+    return services.request_transition(None, target, server)
+
+
+async def run_command(target, server=None, timeout=20.0) -> Command:
+    """Queue a command, wait until the engine finished it, return it."""
+    command = await sync_to_async(queue)(target, server)
+    return await wait_for(lambda: Command.objects.filter(
+        pk=command.pk, status__in=["done", "failed"]).first(), timeout, f"command {target}")
+
+
+async def test_polling_marks_servers_online_with_their_state(system):
+    group, servers, engine = await system(3)
+    await wait_for(lambda: ECCServer.objects.filter(is_online=True).count() == 3, what="online")
+    assert await sync_to_async(states)() == [IDLE] * 3
+    # A change made behind the engine's back shows up by polling.
+    async with EccClient(group.servers[1].url) as ecc:
+        await ecc.transition(Operation.DESCRIBE, servers[1].selected_config.to_get(), None)
+    await wait_for(lambda: ECCServer.objects.get(pk=servers[1].pk).state == ECCServer.DESCRIBED,
+                   what="Described")
+
+
+async def test_offline_detection_and_recovery(system):
+    group, servers, engine = await system(2)
+    await wait_for(lambda: ECCServer.objects.filter(is_online=True).count() == 2)
+    victim = group.servers[0]
+    await victim.crash()
+    server = await wait_for(lambda: ECCServer.objects.filter(pk=servers[0].pk, is_online=False)
+                            .first(), what="offline")
+    assert servers[0].url in server.last_error
+    assert await sync_to_async(lambda: ECCServer.objects.get(pk=servers[1].pk).is_online)()
+    await victim.restart()
+    await wait_for(lambda: ECCServer.objects.get(pk=servers[0].pk).is_online, 10, "back online")
+
+
+async def test_go_to_ready_walks_every_server_in_lockstep(system):
+    group, servers, engine = await system(3, seconds=0.1)
+    command = await run_command("ready")
+    assert (command.status, command.error) == ("done", "")
+    assert await sync_to_async(states)() == [READY] * 3
+    assert all(s.ecc.state == State.READY for s in group.servers)
+    assert not await sync_to_async(ECCServer.objects.filter(is_transitioning=True).exists)()
+
+
+async def test_a_failing_server_stops_the_walk_and_is_named(system):
+    group, servers, engine = await system(3)
+    group.servers[2].ecc.fail_next(Operation.PREPARE, "AsAd 2 power supply tripped")
+    command = await run_command("ready")
+    assert command.status == "failed"
+    assert "Prepare failed on CoBo[2]" in command.error
+    assert "AsAd 2 power supply tripped" in command.error
+    # The others prepared, the failing one stayed Described, and nobody configured.
+    assert await sync_to_async(states)() == [ECCServer.DESCRIBED, ECCServer.PREPARED,
+                                             ECCServer.PREPARED]
+    failing = await sync_to_async(ECCServer.objects.get)(pk=servers[2].pk)
+    assert "AsAd 2 power supply tripped" in failing.last_error
+
+
+async def test_a_server_busy_with_another_transition_is_refused_and_named(system):
+    group, servers, engine = await system(2, seconds=0.05)
+    group.servers[0].ecc.hang_next(Operation.DESCRIBE)
+    outsider = EccClient(group.servers[0].url)
+    hung = asyncio.create_task(outsider.transition(
+        Operation.DESCRIBE, servers[0].selected_config.to_get(), None))
+    await wait_for(lambda: ECCServer.objects.get(pk=servers[0].pk).is_transitioning,
+                   what="transitioning")
+    command = await run_command("described")
+    assert command.status == "failed"
+    assert "CoBo[0]" in command.error and "transition is already running" in command.error
+    group.servers[0].ecc.clear_faults()
+    hung.cancel()
+    await asyncio.gather(hung, return_exceptions=True)
+    await outsider.aclose()
+
+
+async def test_twenty_concurrent_starts_give_one_run(system):
+    group, servers, engine = await system(3)
+    assert (await run_command("ready")).status == "done"
+    user = await sync_to_async(User.objects.create_user)("op", password="x")
+
+    def start(_):
+        try:
+            return services.request_transition(user, "running").pk
+        except services.Conflict:
+            return None
+
+    with ThreadPoolExecutor(20) as pool:
+        accepted = [pk for pk in await asyncio.gather(*(
+            asyncio.get_running_loop().run_in_executor(pool, start, n) for n in range(20)))
+            if pk is not None]
+    assert len(accepted) == 1
+    await wait_for(lambda: Command.objects.filter(pk=accepted[0], status="done").exists())
+    runs = await sync_to_async(lambda: list(RunMetadata.objects.all()))()
+    assert [(r.run_number, r.status) for r in runs] == [(0, "running")]
+    assert runs[0].start_datetime is not None
+    assert runs[0].configs == {f"CoBo[{n}]": f"cobo{n}/experiment/experiment" for n in range(3)}
+
+
+async def test_start_refuses_unless_every_server_is_ready(system):
+    group, servers, engine = await system(2)
+    command = await run_command("running")
+    assert command.status == "failed"
+    assert "not Ready: CoBo[0] (Idle), CoBo[1] (Idle)" in command.error
+    assert not await sync_to_async(RunMetadata.objects.exists)()
+
+
+async def test_a_refused_start_aborts_the_run_and_never_reuses_its_number(system):
+    group, servers, engine = await system(3)
+    assert (await run_command("ready")).status == "done"
+    group.servers[1].ecc.fail_next(Operation.START, "CoBo 1 clock not locked")
+    command = await run_command("running")
+    assert command.status == "failed" and "CoBo[1]" in command.error
+    run = await sync_to_async(RunMetadata.objects.get)()
+    assert (run.run_number, run.status) == (0, "aborted")
+    assert "clock not locked" in run.reason
+    assert await sync_to_async(states)() == [READY] * 3
+    assert (await run_command("running")).status == "done"
+    numbers = await sync_to_async(lambda: sorted(
+        RunMetadata.objects.values_list("run_number", "status")))()
+    assert numbers == [(0, "aborted"), (1, "running")]
+
+
+async def test_stop_completes_when_a_server_hangs_and_names_it(system):
+    group, servers, engine = await system(3, transition_timeout=1.0)
+    assert (await run_command("ready")).status == "done"
+    assert (await run_command("running")).status == "done"
+    group.servers[0].ecc.hang_next(Operation.STOP)
+    command = await run_command("ready")
+    assert command.status == "failed"
+    assert "Stop failed on CoBo[0]" in command.error and "no answer within" in command.error
+    run = await sync_to_async(RunMetadata.objects.get)()
+    assert run.status == "stopped" and run.stop_datetime is not None
+    assert "CoBo[0]" in run.reason
+    assert await sync_to_async(lambda: sorted(
+        ECCServer.objects.exclude(pk=servers[0].pk).values_list("state", flat=True)))() == [
+        READY, READY]
+    assert await sync_to_async(Event.objects.filter(level="alarm", source="CoBo[0]").exists)()
+    group.servers[0].ecc.clear_faults()
+
+
+async def test_pause_resume_and_stop(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("ready")).status == "done"
+    assert (await run_command("running")).status == "done"
+    assert (await run_command("paused")).status == "done"
+    assert await sync_to_async(lambda: RunMetadata.objects.get().status)() == "paused"
+    assert await sync_to_async(states)() == [ECCServer.PAUSED] * 2
+    assert (await run_command("running")).status == "done"
+    assert await sync_to_async(lambda: RunMetadata.objects.get().status)() == "running"
+    assert (await run_command("ready")).status == "done"
+    run = await sync_to_async(RunMetadata.objects.get)()
+    assert (run.status, run.reason) == ("stopped", "")
+
+
+async def test_reset_steps_one_state_back(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("prepared")).status == "done"
+    assert (await run_command("reset")).status == "done"
+    assert await sync_to_async(states)() == [ECCServer.DESCRIBED] * 2
+    assert (await run_command("reset", servers[0])).status == "done"
+    assert await sync_to_async(states)() == [IDLE, ECCServer.DESCRIBED]
+
+
+async def test_alarm_when_a_server_falls_out_of_running(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("ready")).status == "done"
+    assert (await run_command("running")).status == "done"
+    async with EccClient(group.servers[1].url) as ecc:
+        await ecc.transition(Operation.STOP, None, None)
+    event = await wait_for(lambda: Event.objects.filter(level="alarm").first(), what="alarm")
+    assert event.source == "CoBo[1]" and "fell out of Running" in event.message
+    run = await sync_to_async(RunMetadata.objects.get)()
+    assert event.run_id == run.pk
+
+
+async def test_engine_restart_mid_run_resumes_the_run(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("ready")).status == "done"
+    assert (await run_command("running")).status == "done"
+    await engine.stop()
+    second = Engine(fast_settings())
+    await second.start()
+    try:
+        assert second.open_run_id is not None
+        run = await sync_to_async(RunMetadata.objects.get)()
+        assert (run.run_number, run.status) == (0, "running")
+        assert await sync_to_async(states)() == [RUNNING] * 2
+        assert (await run_command("ready")).status == "done"
+        run = await sync_to_async(RunMetadata.objects.get)()
+        assert run.status == "stopped"
+        assert not await sync_to_async(Event.objects.filter(level="alarm").exists)()
+    finally:
+        await second.stop()
+
+
+async def test_engine_restart_during_start_recovers_the_run(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("ready")).status == "done"
+    await engine.stop()
+    # The engine died after reserving the run and starting the servers, before it
+    # could mark the run started: the servers are Running, the run is "starting".
+    for emulated in group.servers:
+        async with EccClient(emulated.url) as ecc:
+            await ecc.transition(Operation.START, None, None)
+    await sync_to_async(lambda: RunMetadata.objects.create(
+        experiment=Experiment.active(), run_number=0, status="starting"))()
+    second = Engine(fast_settings())
+    await second.start()
+    try:
+        run = await sync_to_async(RunMetadata.objects.get)()
+        assert run.status == "running" and run.start_datetime is not None
+    finally:
+        await second.stop()
