@@ -1,0 +1,166 @@
+"""What the emulated ECC server reads and writes on the wire: raw SOAP and the control endpoint."""
+
+import httpx
+import pytest
+from lxml import etree
+
+from attpcdaq.emulator.ecc import parse_transition_seconds
+from attpcdaq.get import (
+    ConfigId,
+    EccClient,
+    EccRefused,
+    EccSoapFault,
+    EccUnreachable,
+    Operation,
+    State,
+)
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+COBO0 = ConfigId("cobo0", "experiment", "experiment")
+
+
+def envelope(body: str, env: str = SOAP_ENV, prefix: str = "S") -> str:
+    """A request whose envelope uses ``prefix`` and holds ``body``."""
+    return (f'<?xml version="1.0"?><{prefix}:Envelope xmlns:{prefix}="{env}"><{prefix}:Body>'
+            f"{body}</{prefix}:Body></{prefix}:Envelope>")
+
+
+async def test_any_prefix_and_any_path_are_served(server, post):
+    body = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+            '<q:GetState xmlns:q="urn:ecc"/></e:Body></e:Envelope>')
+    answer = await post(server.url, body, path="/some/path", SOAPAction='"urn:ecc#GetState"')
+    assert (answer.status, answer.element.tag) == (200, "{urn:ecc}ResponseState")
+    assert [answer.field(name) for name in ("ErrorCode", "ErrorMessage", "State",
+                                            "Transition")] == ["0", "", "1", "0"]
+    assert answer.content_type.startswith("text/xml")
+    # Written as gSOAP writes it.
+    assert answer.raw.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n<SOAP-ENV:Envelope")
+    assert b"<ns:ResponseState>" in answer.raw
+
+
+@pytest.mark.parametrize("operation", [
+    '<Special xmlns="urn:ecc"><command>ping</command><table/></Special>',
+    '<q:Special xmlns:q="urn:ecc"><command>ping</command><table/></q:Special>',
+])
+async def test_a_default_namespace_and_unqualified_arguments_are_read(server, post, operation):
+    answer = await post(server.url, envelope(operation))
+    assert (answer.element.tag, answer.field("Text")) == ("{urn:ecc}ResponseText", "ping")
+
+
+@pytest.mark.parametrize(("body", "code", "reason"), [
+    (envelope('<q:Launch xmlns:q="urn:ecc"/>'), "Client", "Method 'Launch' in namespace"),
+    (envelope('<q:GetState xmlns:q="urn:other"/>'), "Client", "not recognized"),
+    (envelope("<GetState/>"), "Client", "not recognized"),
+    (envelope('<q:Describe xmlns:q="urn:ecc"><q:table/></q:Describe>'), "Client",
+     "Describe: missing required argument configID"),
+    (envelope('<q:Special xmlns:q="urn:ecc"><q:table/></q:Special>'), "Client",
+     "Special: missing required argument command"),
+    (envelope('<q:Describe xmlns:q="urn:ecc"><q:configID><ConfigId/></q:configID><q:table/>'
+              "</q:Describe>"), "Client", "must be a string, not XML elements"),
+    (envelope(""), "Client", "the SOAP Body is empty"),
+    ("<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'><S:Body>", "Client",
+     "malformed XML"),
+    ("", "Client", "empty request"),
+    ("<GetState xmlns='urn:ecc'/>", "Client", "not a SOAP Envelope"),
+    (envelope('<q:GetState xmlns:q="urn:ecc"/>', env="http://www.w3.org/2003/05/soap-envelope"),
+     "VersionMismatch", "not a SOAP 1.1 envelope"),
+    ('<!DOCTYPE S [<!ENTITY x "boom">]>' + envelope(
+        '<q:Special xmlns:q="urn:ecc"><q:command>&x;</q:command><q:table/></q:Special>'
+    ).removeprefix('<?xml version="1.0"?>'), "Client", "must not contain a DTD"),
+    (f'<S:Envelope xmlns:S="{SOAP_ENV}"><S:Header><h:Auth xmlns:h="urn:h" '
+     f'S:mustUnderstand="1"/></S:Header><S:Body><q:GetState xmlns:q="urn:ecc"/></S:Body>'
+     "</S:Envelope>", "MustUnderstand", "header <Auth> not understood"),
+])
+async def test_bad_requests_get_a_fault_and_the_server_keeps_serving(
+        server, post, body, code, reason):
+    answer = await post(server.url, body)
+    assert (answer.status, answer.element.tag) == (500, f"{{{SOAP_ENV}}}Fault")
+    assert answer.field("faultcode") == f"SOAP-ENV:{code}"
+    assert reason in answer.field("faultstring")
+    async with EccClient(server.url) as ecc:
+        assert (await ecc.get_state()).state == State.IDLE
+
+
+async def test_a_malformed_config_id_is_a_failed_transition_not_a_fault(server, post):
+    body = envelope('<q:Describe xmlns:q="urn:ecc"><q:configID>&lt;ConfigId&gt;</q:configID>'
+                    "<q:table/></q:Describe>")
+    answer = await post(server.url, body)
+    assert (answer.status, answer.field("ErrorCode")) == (200, "1")
+    assert answer.field("ErrorMessage").startswith("Describe failed: ConfigId: malformed XML")
+    assert server.ecc.state == State.IDLE
+
+
+async def test_the_project_client_reads_the_emulators_fault(server, client):
+    # No sound request of EccClient draws a Fault, so add a header the server must refuse.
+    header = etree.Element("{urn:auth}Token", {f"{{{SOAP_ENV}}}mustUnderstand": "1"})
+    with pytest.raises(EccSoapFault, match="SOAP fault: header <Token> not understood"):
+        await client._call("GetState", 5, _soapheaders=[header])
+
+
+async def control(server, payload: str | dict) -> httpx.Response:
+    """POST ``payload`` to the server's control endpoint."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        url = server.url + "_emulator/fault"
+        if isinstance(payload, dict):
+            return await http.post(url, json=payload)
+        return await http.post(url, content=payload)
+
+
+async def test_the_control_endpoint_arms_and_clears_faults(server, client):
+    response = await control(server, {"action": "fail", "operation": "Describe",
+                                      "message": "no clock"})
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "faults": {"Describe": "fail"}}
+    with pytest.raises(EccRefused, match="no clock"):
+        await client.transition(Operation.DESCRIBE, COBO0, None)
+    for action in ("hang", "crash"):
+        response = await control(server, {"action": action, "operation": "Start"})
+        assert response.json()["faults"] == {"Start": action}
+    response = await control(server, {"action": "clear"})
+    assert (response.status_code, response.json()["faults"]) == (200, {})
+    assert server.ecc.faults == {}
+
+
+@pytest.mark.parametrize(("payload", "error"), [
+    ("{not json", "the body is not JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ({"action": "explode", "operation": "Start"}, "action must be one of fail, hang, crash"),
+    ({"action": ["fail"], "operation": "Start"}, "action must be one of"),
+    ({"action": "fail", "operation": "Launch"}, "operation must be one of Describe"),
+    ({"action": "hang"}, "not None"),
+    ({"action": "fail", "operation": "Start", "message": 42}, "message must be a string"),
+])
+async def test_the_control_endpoint_refuses_bad_requests(server, payload, error):
+    response = await control(server, payload)
+    assert response.status_code == 400
+    assert response.json()["ok"] is False
+    assert error in response.json()["error"]
+    assert server.ecc.faults == {}
+
+
+async def test_a_crash_armed_over_http_kills_the_server(server, client):
+    await control(server, {"action": "crash", "operation": "Describe"})
+    with pytest.raises(EccUnreachable, match="closed without an answer"):
+        await client.transition(Operation.DESCRIBE, COBO0, None)
+    assert server.stop_reason == "crash" or not server.serving
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1.5", 1.5),
+    ("0", 0.0),
+    ("Describe=1,configure=3", {Operation.DESCRIBE: 1.0, Operation.CONFIGURE: 3.0}),
+])
+def test_transition_seconds_are_parsed(text, expected):
+    assert parse_transition_seconds(text) == expected
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("soon", "'soon' is not a number of seconds"),
+    ("-1", "must be a number of seconds >= 0"),
+    ("nan", "must be a number of seconds >= 0"),
+    ("Launch=1", "unknown operation 'Launch'"),
+    ("Describe=x", "'x' is not a number of seconds"),
+])
+def test_bad_transition_seconds_are_refused(text, error):
+    with pytest.raises(ValueError, match=error):
+        parse_transition_seconds(text)
