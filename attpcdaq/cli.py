@@ -11,8 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .demo import add_demo_parser
 from .ecc_cli import add_ecc_parser
 from .emulator.cli import add_emulate_parser
+from .server_cli import add_server_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_emulate_parser(commands)
     add_ecc_parser(commands)
+    add_server_parsers(commands)
+    add_demo_parser(commands)
     return parser
 
 

@@ -85,6 +85,12 @@ def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Com
             who = f" by {blocking.user}" if blocking.user else ""
             raise Conflict(f"busy: command {blocking.pk}, {blocking.describe()}{who}, "
                            f"is {blocking.status}")
+        if target == ECCServer.RUNNING and server is None:
+            # Checked in the same transaction as the insert: two Starts get one run.
+            running = RunMetadata.objects.filter(
+                status__in=[RunMetadata.Status.STARTING, RunMetadata.Status.RUNNING]).first()
+            if running is not None:
+                raise Conflict(f"run {running.run_number} is already {running.status}")
         return Command.objects.create(kind=kind, target=target, ecc_server=server,
                                       user=user if user and user.is_authenticated else None)
 

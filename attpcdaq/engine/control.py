@@ -249,6 +249,7 @@ class Controller:
 
 def _transition_args(pks: list[int]):
     """The configuration set and data links of each server, by primary key."""
-    servers = ECCServer.objects.select_related("selected_config").filter(pk__in=pks)
+    servers = (ECCServer.objects.select_related("selected_config")
+               .prefetch_related("data_sources__data_router").filter(pk__in=pks))
     return {s.pk: (s.selected_config.to_get() if s.selected_config else None, s.data_link_set())
             for s in servers}

@@ -116,7 +116,11 @@ class EccCoordinator:
             # Back off exponentially while it stays unreachable, with jitter.
             base = min(s.interval * 2 ** (self.failures - s.offline_after + 1), s.backoff_cap)
             return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
-        if self.busy or (self.data and self.data.transitioning):
+        if self.busy:
+            # Our own transition's answer says when it ends: polling meanwhile only
+            # loads the server (and this loop) with questions whose answer we know.
+            return s.interval
+        if self.data and self.data.transitioning:
             return s.fast_interval
         return s.interval
 
@@ -206,6 +210,6 @@ class EccCoordinator:
             raise
         finally:
             self.busy = None
-            log.info("%s: %s took %.2f s", self.name, operation, time.monotonic() - started)
+            log.debug("%s: %s took %.2f s", self.name, operation, time.monotonic() - started)
             self._written.transition = None  # force is_transitioning to be rewritten
             await self.refresh()

@@ -25,7 +25,7 @@ class EngineSettings:
     """Timing of the engine's loops."""
 
     poll: PollSettings = field(default_factory=PollSettings)
-    command_interval: float = 0.1
+    command_interval: float = 0.05
     reload_interval: float = 5.0
     heartbeat_interval: float = 2.0
 

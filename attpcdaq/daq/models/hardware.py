@@ -137,7 +137,8 @@ class ECCServer(models.Model):
     def data_link_set(self) -> get.DataLinkSet:
         """Every link from this server's data sources to their routers."""
         links = []
-        for source in self.data_sources.select_related("data_router").order_by("name"):
+        # Sorted here, not by the query, so that a prefetch of data_sources serves it.
+        for source in sorted(self.data_sources.all(), key=lambda source: source.name):
             if source.data_router is not None:
                 router = source.data_router
                 links.append(get.DataLink(source.name, router.name, router.ip_address,
@@ -189,14 +190,17 @@ class ECCServer(models.Model):
 
     def store_configs(self, configs: list[get.ConfigId]) -> list[ConfigId]:
         """Store the sets a server offers now, dropping those it no longer offers."""
-        now, kept = timezone.now(), []
-        for value in configs:
-            row, _ = ConfigId.objects.update_or_create(
-                ecc_server=self, describe=value.describe, prepare=value.prepare,
-                configure=value.configure, defaults={"last_fetched": now})
-            kept.append(row)
-        self.configs.exclude(pk__in=[row.pk for row in kept]).delete()
-        return kept
+        now = timezone.now()
+        existing = {str(row): row for row in self.configs.all()}
+        wanted = {str(value): value for value in configs}
+        ConfigId.objects.bulk_create([
+            ConfigId(ecc_server=self, describe=v.describe, prepare=v.prepare,
+                     configure=v.configure, last_fetched=now)
+            for key, v in wanted.items() if key not in existing])
+        self.configs.exclude(pk__in=[row.pk for key, row in existing.items()
+                                     if key in wanted]).filter(last_fetched__lt=now).delete()
+        self.configs.update(last_fetched=now)
+        return list(self.configs.all())
 
     def change_state(self, target_state: int) -> None:
         """Take the server one step to ``target_state`` and wait (blocking).

@@ -1,0 +1,184 @@
+"""The engine at scale, against emulated ECC servers in another process.
+
+(a) a system-wide Describe on 100 servers with 1 s transitions, from the command
+    row's creation to its outcome, divided by 1 s (target <= 1.1);
+(b) the delay from a state change on an emulator to ``/api/status`` showing it,
+    median and 95th percentile (target p95 <= 1 s), through the real web server;
+(c) the engine's CPU seconds per wall second while polling 200 servers
+    (target <= 0.25), the engine running alone in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from _common import ROOT, cpu_seconds, ecc_emulators, percentile, use_temporary_data_dir, wait_until
+
+
+def setup(urls: list[str]) -> None:
+    """A fresh database with an experiment and one server per URL, configured."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attpcdaq.settings")
+    django.setup()
+    call_command("migrate", verbosity=0)
+    from attpcdaq.daq.models import ConfigId, ECCServer, Experiment
+
+    Experiment.objects.create(name="bench", is_active=True)
+    for number, url in enumerate(urls):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        server = ECCServer.objects.create(name=f"CoBo[{number:03d}]", ip_address="127.0.0.1",
+                                          port=port)
+        server.selected_config = ConfigId.objects.create(
+            ecc_server=server, describe="cobo0", prepare="experiment", configure="experiment")
+        server.save()
+
+
+async def system_describe(count: int, seconds: float) -> float:
+    """(a): time of a system-wide Describe through the engine, over one transition's."""
+    from asgiref.sync import sync_to_async
+
+    from attpcdaq.daq import services
+    from attpcdaq.daq.models import Command, ECCServer
+    from attpcdaq.engine.supervisor import Engine
+    from attpcdaq.runtime import engine_settings
+
+    engine = Engine(engine_settings())
+    await engine.start()
+    try:
+        online = sync_to_async(lambda: ECCServer.objects.filter(is_online=True).count())
+        while await online() < count:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # past start-up: every server's configuration sets fetched
+        command = await sync_to_async(services.request_transition)(None, "described")
+        while True:
+            done = await sync_to_async(Command.objects.filter(
+                pk=command.pk, status__in=["done", "failed"]).first)()
+            if done:
+                break
+            await asyncio.sleep(0.01)
+        assert done.status == "done", done.error
+        return (done.finished - done.created).total_seconds() / seconds
+    finally:
+        await engine.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status_delay(url: str, samples: int) -> list[float]:
+    """(b): delays from an emulator's state change to /api/status showing it."""
+    from django.contrib.auth.models import User
+
+    from attpcdaq.daq.models import ApiToken, ECCServer
+    from attpcdaq.get import ConfigId, EccClient, Operation
+
+    token = ApiToken.issue(User.objects.create_user("bench"))
+    server_url = ECCServer.objects.order_by("name").first().url
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "attpcdaq", "serve", "--port", str(port)],
+                             cwd=ROOT, stdout=subprocess.DEVNULL)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                     headers={"Authorization": f"Bearer {token}"})
+
+    def state_seen() -> int | None:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - loopback
+                body = json.load(answer)
+        except OSError:
+            return None
+        return next(s["state"] for s in body["ecc_servers"] if s["url"] == server_url)
+
+    async def change(operation: Operation) -> float:
+        async with EccClient(server_url) as ecc:
+            await ecc.transition(operation, ConfigId("cobo0", "experiment", "experiment"), None)
+            return time.monotonic()
+
+    try:
+        wait_until(lambda: state_seen() == 1, 30, "the server to show the emulator Idle")
+        delays = []
+        for n in range(samples):
+            operation, expected = (Operation.DESCRIBE, 2) if n % 2 == 0 else (Operation.UNDO, 1)
+            changed = asyncio.run(change(operation))
+            while state_seen() != expected:
+                time.sleep(0.005)
+            delays.append(time.monotonic() - changed)
+            time.sleep(0.37)  # spread the changes over the poll cycle
+        return delays
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(20)
+
+
+def engine_cpu(count: int, seconds: float) -> float:
+    """(c): CPU seconds per wall second of `attpcdaq engine` polling ``count`` servers."""
+    engine = subprocess.Popen([sys.executable, "-m", "attpcdaq", "engine"], cwd=ROOT)
+    try:
+        from attpcdaq.daq.models import ECCServer
+
+        wait_until(lambda: ECCServer.objects.filter(is_online=True).count() == count, 60,
+                   "every server online")
+        time.sleep(2)  # past start-up: configuration fetches, first writes
+        cpu0, wall0 = cpu_seconds(engine.pid), time.monotonic()
+        time.sleep(seconds)
+        return (cpu_seconds(engine.pid) - cpu0) / (time.monotonic() - wall0)
+    finally:
+        engine.send_signal(signal.SIGINT)
+        engine.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["a", "b", "c"], action="append")
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--cpu-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    only = set(args.only or "abc")
+    if "a" in only or "b" in only:
+        use_temporary_data_dir()
+        with ecc_emulators(100, "1") as urls:
+            setup(urls)
+            if "a" in only:
+                ratio = asyncio.run(system_describe(100, 1.0))
+                print(f"(a) system-wide Describe, 100 servers, 1 s transitions: "
+                      f"ratio {ratio:.3f} (target <= 1.1)", flush=True)
+            if "b" in only:
+                delays = status_delay(urls[0], args.samples)
+                print(f"(b) state change to /api/status: median {percentile(delays, 0.5):.3f} s, "
+                      f"p95 {percentile(delays, 0.95):.3f} s over {len(delays)} changes "
+                      f"(target p95 <= 1 s)", flush=True)
+    if "c" in only:
+        os.environ["ATTPCDAQ_DATA_DIR"] = str(use_temporary_data_dir())
+        with ecc_emulators(200, "1") as urls:
+            from django.db import connections
+
+            connections.close_all()
+            from django.conf import settings
+
+            if settings.configured:
+                # A new data dir needs a new settings module: run (c) in its own process.
+                subprocess.run([sys.executable, __file__, "--only", "c", "--cpu-seconds",
+                                str(args.cpu_seconds)], check=True)
+                return
+            setup(urls)
+            per_second = engine_cpu(200, args.cpu_seconds)
+            print(f"(c) engine CPU polling 200 servers: {per_second:.3f} CPU s per s "
+                  f"(target <= 0.25)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
