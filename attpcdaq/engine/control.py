@@ -162,7 +162,7 @@ class Controller:
             await self.db.update_servers(pks, is_transitioning=True, transition=step.code.value,
                                          target_state=step.target.value)
         results = await asyncio.gather(*(
-            c.transition(s.operation, *args[c.info.pk]) for c, s in steps.items()),
+            c.transition(s.operation, s.target, *args[c.info.pk]) for c, s in steps.items()),
             return_exceptions=True)
         failures = [(c, r) for c, r in zip(steps, results, strict=True)
                     if isinstance(r, BaseException)]
@@ -197,6 +197,7 @@ class Controller:
 
     async def _abort(self, run: RunMetadata, coords, failure: StepFailed) -> None:
         """Bring servers that did start back to Ready and record the run as aborted."""
+        self.engine.run_closed()  # servers leaving Running now is our doing, not an alarm
         started = [c for c in coords if c.state in (State.RUNNING, State.PAUSED)]
         if started:
             stop = step_for(Operation.STOP, State.RUNNING)
@@ -209,7 +210,6 @@ class Controller:
                                  stop_datetime=timezone.now(), reason=str(failure))
         await self.db.event("error", "run control",
                             f"run {run.run_number} aborted: {failure}", run.pk)
-        self.engine.run_closed()
 
     async def run_round(self, coords, operation: Operation, status: str) -> None:
         """Pause or Resume every server and record the run's new status."""
@@ -235,13 +235,15 @@ class Controller:
                 await self.db.event("alarm", coord.name, f"did not stop: {_reason(error)}",
                                     run.pk if run else None)
         finally:
+            # Closed before the flag drops: a confirming poll that sees Ready now is
+            # the end of this run, not a server falling out of it.
+            self.engine.run_closed()
             self.engine.stopping = False
         if run:
             await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
                                      stop_datetime=timezone.now(),
                                      reason=str(failure) if failure else "")
             await self.db.event("info", "run control", f"run {run.run_number} stopped", run.pk)
-            self.engine.run_closed()
             await self.engine.after_run(run)
         if failure:
             raise failure

@@ -62,7 +62,8 @@ class EccCoordinator:
     """Polls one ECC server and runs transitions on it for the controller."""
 
     def __init__(self, info: ServerInfo, db: EngineDatabase, settings: PollSettings,
-                 on_change: Callable[[EccCoordinator, StateReply | None], None] | None = None):
+                 on_change: Callable[[EccCoordinator, StateReply | None, State | None], None]
+                 | None = None):
         self.info = info
         self.db = db
         self.settings = settings
@@ -116,10 +117,6 @@ class EccCoordinator:
             # Back off exponentially while it stays unreachable, with jitter.
             base = min(s.interval * 2 ** (self.failures - s.offline_after + 1), s.backoff_cap)
             return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
-        if self.busy:
-            # Our own transition's answer says when it ends: polling meanwhile only
-            # loads the server (and this loop) with questions whose answer we know.
-            return s.interval
         if self.data and self.data.transitioning:
             return s.fast_interval
         return s.interval
@@ -128,7 +125,8 @@ class EccCoordinator:
         await asyncio.sleep(random.uniform(0, self.settings.interval))  # noqa: S311
         while True:
             try:
-                await self.refresh()
+                if self.busy is None:  # during our own transition its answer will tell
+                    await self.refresh()
             except Exception:  # a bug must not end polling; it is logged with its traceback
                 log.exception("polling %s failed unexpectedly", self.name)
             finally:
@@ -144,6 +142,7 @@ class EccCoordinator:
         except EccError as exc:
             await self._failed(exc)
             return None
+        previous = self.state
         self.data, self.last_exception = reply, None
         self.last_update_success, self.failures = True, 0
         self.last_success_at = timezone.now()
@@ -154,7 +153,7 @@ class EccCoordinator:
         await self._write(state=reply.state.value, transition=reply.transition.value,
                           online=True)
         if self._on_change:
-            self._on_change(self, reply)
+            self._on_change(self, reply, previous)
         return reply
 
     async def _failed(self, exc: EccError) -> None:
@@ -166,7 +165,7 @@ class EccCoordinator:
         if self.failures == 1 or self.failures == self.settings.offline_after:
             await self._write(online=self.online, error=str(exc))
         if not self.online and self._on_change:
-            self._on_change(self, None)
+            self._on_change(self, None, self.state)
 
     async def _write(self, *, state: int | None = None, transition: int | None = None,
                      online: bool | None = None, error: str | None = None) -> None:
@@ -192,9 +191,13 @@ class EccCoordinator:
         """Show ``message`` as the server's last error."""
         await self._write(error=message)
 
-    async def transition(self, operation: Operation, config: ConfigId | None,
+    async def transition(self, operation: Operation, target: State, config: ConfigId | None,
                          links: DataLinkSet | None) -> None:
-        """Run one transition, showing it as running meanwhile, then confirm by a poll.
+        """Run one transition, showing it as running meanwhile.
+
+        The server answers a transition only once it has finished, so a success
+        means it is now in ``target``: that is written at once, and a poll right
+        after confirms it. After a failure the state is polled before returning.
 
         Raises
         ------
@@ -206,10 +209,16 @@ class EccCoordinator:
         try:
             await self.client.transition(operation, config, links)
         except EccError as exc:
+            self.busy = None
             await self.record_error(str(exc))
+            self._written.transition = None  # force is_transitioning to be rewritten
+            await self.refresh()
             raise
         finally:
             self.busy = None
             log.debug("%s: %s took %.2f s", self.name, operation, time.monotonic() - started)
-            self._written.transition = None  # force is_transitioning to be rewritten
-            await self.refresh()
+        self.data = StateReply(target, TransitionCode.NONE)
+        self._written.transition = None
+        await self._write(state=target.value, transition=TransitionCode.NONE.value)
+        # Confirm by a poll soon, out of the way of the other servers' answers.
+        asyncio.get_running_loop().call_later(self.settings.fast_interval, self.poke)

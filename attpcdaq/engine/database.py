@@ -37,6 +37,8 @@ class EngineDatabase:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-db")
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._flushed: asyncio.Future | None = None
 
     async def run(self, function, *args: Any, **kwargs: Any) -> Any:
         """Run ``function(*args, **kwargs)`` on the database thread."""
@@ -57,8 +59,22 @@ class EngineDatabase:
         return await self.run(_servers)
 
     async def update_server(self, pk: int, **fields: Any) -> None:
-        """Write the given fields of one server."""
-        await self.run(lambda: ECCServer.objects.filter(pk=pk).update(**fields))
+        """Write the given fields of one server; returns once they are committed.
+
+        Writes that arrive together (a hundred servers answering the same
+        transition) are merged and committed in one transaction.
+        """
+        self._pending.setdefault(pk, {}).update(fields)
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        await asyncio.shield(self._flushed)
+
+    def _flush_soon(self) -> None:
+        pending, done = self._pending, self._flushed
+        self._pending, self._flushed = {}, None
+        task = asyncio.ensure_future(self.run(_update_servers, pending))
+        task.add_done_callback(functools.partial(_settle, done))
 
     async def update_servers(self, pks: list[int], **fields: Any) -> None:
         """Write the same fields on several servers in one query."""
@@ -117,6 +133,16 @@ class EngineDatabase:
         await self.run(lambda: RunMetadata.objects.filter(pk=pk).update(**fields))
 
 
+def _settle(future: asyncio.Future, task: asyncio.Future) -> None:
+    """Pass a finished task's outcome on to ``future``."""
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(None)
+
+
 def _with_connection(function, *args, **kwargs):
     # Drops a connection the server closed or that errored, as a request would.
     close_old_connections()
@@ -125,6 +151,12 @@ def _with_connection(function, *args, **kwargs):
 
 def _servers() -> list[ServerInfo]:
     return [ServerInfo(s.pk, s.name, s.url, s.enabled) for s in ECCServer.objects.all()]
+
+
+def _update_servers(pending: dict[int, dict[str, Any]]) -> None:
+    with transaction.atomic():
+        for pk, fields in pending.items():
+            ECCServer.objects.filter(pk=pk).update(**fields)
 
 
 def _claim_command() -> Command | None:

@@ -25,7 +25,7 @@ class EngineSettings:
     """Timing of the engine's loops."""
 
     poll: PollSettings = field(default_factory=PollSettings)
-    command_interval: float = 0.05
+    command_interval: float = 0.02
     reload_interval: float = 5.0
     heartbeat_interval: float = 2.0
 
@@ -176,18 +176,23 @@ class Engine:
     async def after_run(self, run: RunMetadata) -> None:
         """File a stopped run's data and back up its configurations (data routers issue)."""
 
-    def _on_change(self, coord: EccCoordinator, reply: StateReply | None) -> None:
-        """Raise an alarm when a server falls out of Running or offline during a run."""
+    def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
+                   previous: State | None) -> None:
+        """Raise an alarm when a server falls out of Running or offline during a run.
+
+        ``reply`` is None when the server went offline; ``previous`` is the state
+        it was in before this poll.
+        """
         if reply is not None and coord.info.pk not in self._fetched_configs:
             self._fetched_configs.add(coord.info.pk)
             self._spawn(self.fetch_configs(coord))
         run_id = self.open_run_id
-        if run_id is None or self.stopping or not coord.info.enabled:
+        live = (State.RUNNING, State.PAUSED)
+        if run_id is None or self.stopping or not coord.info.enabled or previous not in live:
             return
         if reply is None:
             kind, message = "offline", f"went offline during the run: {coord.last_exception}"
-        elif reply.state not in (State.RUNNING, State.PAUSED) and coord.busy is None \
-                and not reply.transitioning:
+        elif reply.state not in live and not reply.transitioning:
             kind, message = "state", f"fell out of Running during the run: now {reply.state.label}"
         else:
             return
@@ -228,4 +233,5 @@ class Engine:
         self.open_run_id = run.pk
         log.info("resuming with open run %s", run)
         for coord in self.coordinators.values():
-            self._on_change(coord, coord.data if coord.online else None)
+            # Every server should be running: any that is not now is an alarm.
+            self._on_change(coord, coord.data if coord.online else None, State.RUNNING)

@@ -141,6 +141,7 @@ async def test_a_refused_start_aborts_the_run_and_never_reuses_its_number(system
     assert (run.run_number, run.status) == (0, "aborted")
     assert "clock not locked" in run.reason
     assert await sync_to_async(states)() == [READY] * 3
+    assert not await sync_to_async(Event.objects.filter(level="alarm").exists)()
     assert (await run_command("running")).status == "done"
     numbers = await sync_to_async(lambda: sorted(
         RunMetadata.objects.values_list("run_number", "status")))()
