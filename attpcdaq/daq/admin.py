@@ -1,0 +1,175 @@
+"""Django admin of the DAQ: the hardware model, experiments, runs and the audit trail.
+
+What the engine observes (states, online, errors) is shown but not editable: the
+engine would overwrite it within a second. Commands and the heartbeat are read-only
+records; API tokens can be revoked here but are issued by ``attpcdaq token USER``.
+"""
+
+from django.contrib import admin, messages
+
+from .models import (
+    ApiToken,
+    Command,
+    ConfigId,
+    DataRouter,
+    DataSource,
+    ECCServer,
+    EngineHeartbeat,
+    Event,
+    Experiment,
+    RunMetadata,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin of records written by the system: look, filter, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DataSourceInline(admin.TabularInline):
+    """The boards an ECC server controls, and where each sends its data."""
+
+    model = DataSource
+    extra = 0
+    autocomplete_fields = ["data_router"]
+
+
+@admin.register(ECCServer)
+class ECCServerAdmin(admin.ModelAdmin):
+    """ECC servers, with their data sources inline."""
+
+    list_display = ["name", "ip_address", "port", "enabled", "state", "is_online",
+                    "is_transitioning", "selected_config", "last_seen"]
+    list_filter = ["enabled", "is_online", "state"]
+    search_fields = ["name", "ip_address"]
+    readonly_fields = ["state", "transition", "is_transitioning", "is_online", "target_state",
+                       "last_error", "last_error_at", "last_seen"]
+    inlines = [DataSourceInline]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Only the sets this server offers: the engine would refuse another's.
+        if db_field.name == "selected_config":
+            server_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = ConfigId.objects.filter(ecc_server_id=server_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ConfigId)
+class ConfigIdAdmin(admin.ModelAdmin):
+    """Configuration sets, as the engine last fetched them."""
+
+    list_display = ["__str__", "ecc_server", "last_fetched"]
+    list_filter = ["ecc_server"]
+    search_fields = ["describe", "prepare", "configure"]
+
+
+@admin.register(DataRouter)
+class DataRouterAdmin(admin.ModelAdmin):
+    """Data routers and what the engine last saw of them."""
+
+    list_display = ["name", "ip_address", "port", "connection_type", "ssh_host", "is_online",
+                    "is_clean", "data_rate", "last_checked"]
+    list_filter = ["is_online", "is_clean", "connection_type"]
+    search_fields = ["name", "ip_address", "ssh_host"]
+    readonly_fields = ["is_online", "is_clean", "data_rate", "last_checked", "last_error"]
+
+
+@admin.register(DataSource)
+class DataSourceAdmin(admin.ModelAdmin):
+    """Boards (CoBo, MuTAnT) and their links."""
+
+    list_display = ["name", "ecc_server", "data_router"]
+    list_filter = ["ecc_server", "data_router"]
+    search_fields = ["name"]
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Experiments; one is active."""
+
+    list_display = ["name", "is_active", "created"]
+    list_filter = ["is_active"]
+    search_fields = ["name"]
+    readonly_fields = ["is_active"]
+    actions = ["activate"]
+
+    @admin.action(description="Make the selected experiment the active one")
+    def activate(self, request, queryset):
+        """Activate one experiment (the model keeps the others inactive)."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one experiment.", messages.ERROR)
+            return
+        experiment = queryset.get()
+        experiment.activate()
+        self.message_user(request, f"{experiment} is now the active experiment.")
+
+
+@admin.register(RunMetadata)
+class RunMetadataAdmin(admin.ModelAdmin):
+    """Runs: the title and reason are editable, the bookkeeping is not."""
+
+    list_display = ["run_number", "experiment", "status", "start_datetime", "stop_datetime",
+                    "duration", "title", "filed"]
+    list_filter = ["experiment", "status", "filed"]
+    search_fields = ["title"]
+    readonly_fields = ["experiment", "run_number", "status", "start_datetime", "stop_datetime",
+                       "configs", "manifest", "filed", "created"]
+
+    def has_add_permission(self, request):
+        return False  # the engine numbers and opens runs
+
+
+@admin.register(Command)
+class CommandAdmin(ReadOnlyAdmin):
+    """The audit trail of what users asked and how it went."""
+
+    list_display = ["id", "describe", "user", "status", "created", "finished", "error"]
+    list_filter = ["status", "kind", "ecc_server"]
+    search_fields = ["error", "user__username"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """What the engine saw; alarms are acknowledged here or on the status page."""
+
+    list_display = ["time", "level", "source", "message", "acknowledged"]
+    list_filter = ["level", "acknowledged", "source"]
+    search_fields = ["source", "message"]
+    readonly_fields = ["time", "level", "source", "message", "run"]
+    actions = ["acknowledge"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Acknowledge the selected events")
+    def acknowledge(self, request, queryset):
+        """Mark events as seen."""
+        count = queryset.update(acknowledged=True)
+        self.message_user(request, f"{count} event(s) acknowledged.")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """API tokens: revoke by deleting; issue with ``attpcdaq token USER``."""
+
+    list_display = ["user", "digest_prefix", "created", "last_used"]
+    list_filter = ["user"]
+    fields = ["user", "digest_prefix", "created", "last_used"]
+    readonly_fields = fields
+
+    @admin.display(description="digest")
+    def digest_prefix(self, obj):
+        """Enough of the digest to tell tokens apart, not to match one."""
+        return f"{obj.digest[:8]}…"
+
+
+@admin.register(EngineHeartbeat)
+class EngineHeartbeatAdmin(ReadOnlyAdmin):
+    """The engine's last beat: where it runs and since when."""
+
+    list_display = ["hostname", "pid", "started", "beat"]
