@@ -1,8 +1,8 @@
 """The GET protocol in pure asyncio Python: no Django here.
 
 States and the planner (:mod:`.states`), the protocol's XML documents
-(:mod:`.xmldocs`), the async ECC client (:mod:`.client`), and the error tree
-(:mod:`.exceptions`).
+(:mod:`.xmldocs`), the async ECC client (:mod:`.client`), GET data frames
+(:mod:`.graw`), and the error tree (:mod:`.exceptions`).
 """
 
 from .client import (
@@ -24,6 +24,17 @@ from .exceptions import (
     GetError,
     PlanError,
     XmlError,
+)
+from .graw import (
+    Frame,
+    FrameType,
+    GrawError,
+    Item,
+    decode_frame,
+    encode_frame,
+    frame_length,
+    iter_frames,
+    make_event,
 )
 from .states import (
     OPERATIONS,
@@ -54,7 +65,11 @@ __all__ = [
     "EccSoapFault",
     "EccTimeout",
     "EccUnreachable",
+    "Frame",
+    "FrameType",
     "GetError",
+    "GrawError",
+    "Item",
     "Operation",
     "PlanError",
     "RouterType",
@@ -65,6 +80,11 @@ __all__ = [
     "TransitionCode",
     "XmlError",
     "backward_step",
+    "decode_frame",
+    "encode_frame",
+    "frame_length",
+    "iter_frames",
+    "make_event",
     "parse_config_list",
     "plan",
     "step_for",
