@@ -126,7 +126,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "attpcdaq": {"handlers": ["console"], "level": "INFO"},
+        "attpcdaq": {"handlers": ["console"],
+                     "level": os.environ.get("ATTPCDAQ_LOG_LEVEL", "INFO")},
         "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }
