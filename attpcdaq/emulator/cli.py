@@ -27,7 +27,9 @@ from pathlib import Path
 from setproctitle import setproctitle
 
 from ..get.states import Operation
+from .datapath import DataSettings
 from .ecc import DEFAULT_TRANSITION_SECONDS, EmulatedEcc, parse_transition_seconds
+from .router import add_router_parser
 from .server import EXAMPLE_CONFIG_DIR, EccEmulatorGroup, ListenError
 
 __all__ = ["add_emulate_parser", "run_ecc"]
@@ -57,11 +59,12 @@ def _port(text: str) -> int:
 
 
 def add_emulate_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``attpcdaq emulate`` and its emulators (today: ``ecc``)."""
+    """Register ``attpcdaq emulate`` and its emulators: ``ecc`` and ``router``."""
     emulate = commands.add_parser("emulate", help="run emulators of the GET programs",
                                   description="Run emulators of the GET programs.")
     programs = emulate.add_subparsers(dest="program", required=True, metavar="PROGRAM")
     _add_ecc_parser(programs)
+    add_router_parser(programs)
 
 
 def _add_ecc_parser(programs: argparse._SubParsersAction) -> None:
@@ -87,6 +90,13 @@ def _add_ecc_parser(programs: argparse._SubParsersAction) -> None:
         parser.add_argument(f"--{kind}-next", action="append", default=[], metavar="OP",
                             choices=_OPERATIONS,
                             help=f"make the next OP of every server {what} (repeatable)")
+    parser.add_argument("--event-rate", type=float, default=10.0, metavar="HZ",
+                        help="events per second each board sends while Running (default 10)")
+    parser.add_argument("--hits-per-asad", type=int, default=20, metavar="N",
+                        help="channels hit per AsAd per event (default 20)")
+    parser.add_argument("--no-data", action="store_true",
+                        help="boards send no data, and Configure does not check that the "
+                        "data routers of the table can be reached")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every request and transition to stderr")
     parser.set_defaults(run=run_ecc)
@@ -102,9 +112,10 @@ def run_ecc(args: argparse.Namespace) -> int:
               "or is not a directory", file=sys.stderr)
         return 2
     try:
+        data = None if args.no_data else DataSettings(args.event_rate, args.hits_per_asad)
         group = EccEmulatorGroup(args.count, host=args.host, port=args.port,
                                  config_dir=args.config_dir,
-                                 transition_seconds=args.transition_seconds)
+                                 transition_seconds=args.transition_seconds, data=data)
     except (ValueError, OSError) as exc:
         print(f"attpcdaq emulate ecc: {exc}", file=sys.stderr)
         return 2

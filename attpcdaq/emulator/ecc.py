@@ -27,6 +27,7 @@ from ..get.exceptions import BUSY_MESSAGE, PlanError, XmlError
 from ..get.states import OPERATIONS, Operation, State, Step, TransitionCode, step_for
 from ..get.xmldocs import ConfigId, DataLinkSet
 from .configs import ConfigDir, ConfigFileError, describe_boards
+from .datapath import DataPath, DataPathError, DataSettings
 
 __all__ = [
     "DEFAULT_TRANSITION_SECONDS",
@@ -143,6 +144,9 @@ class EmulatedEcc:
         How long each transition takes: a number for all, or a mapping
         Operation → seconds (operations it omits take
         :data:`DEFAULT_TRANSITION_SECONDS`).
+    data
+        When given, the boards stream data to their routers while Running and
+        Configure checks that every router can be reached; None: no data side.
 
     Raises
     ------
@@ -153,8 +157,10 @@ class EmulatedEcc:
     """
 
     def __init__(self, config_dir: Path | str,
-                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS) -> None:
+                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
+                 data: DataSettings | None = None) -> None:
         self.configs = ConfigDir(config_dir)
+        self.data = DataPath(data) if data is not None else None
         self.durations = _durations(transition_seconds)
         self.state = State.IDLE
         #: The step running now, or None.
@@ -168,6 +174,7 @@ class EmulatedEcc:
         self._faults: dict[Operation, tuple[FaultKind, str]] = {}
         self._release: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._closing: asyncio.Future | None = None
 
     def __repr__(self) -> str:
         running = f", running {self.running.operation}" if self.running else ""
@@ -229,6 +236,11 @@ class EmulatedEcc:
         await asyncio.sleep(self.durations[step.operation])
         if kind is FaultKind.FAIL:
             return Answer(step.code, message)
+        if self.data is not None:
+            try:
+                await self.data.step(step.operation, accepted.get("links", self.links))
+            except DataPathError as exc:
+                return Answer(step.code, str(exc))
         for name, value in accepted.items():
             setattr(self, name, value)
         self.state = step.target
@@ -297,3 +309,7 @@ class EmulatedEcc:
         self._faults.clear()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
+        if self.data is not None and self.data.streamer is not None:
+            # A dead server's boards stop sending; their sockets close with the loop's.
+            self.data.streamer, streamer = None, self.data.streamer
+            self._closing = asyncio.ensure_future(streamer.stop(timeout=1.0))

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ..get.states import Operation
 from . import soap
+from .datapath import DataSettings
 from .ecc import (
     DEFAULT_TRANSITION_SECONDS,
     Answer,
@@ -81,16 +82,18 @@ class EccServer:
     ----------
     host, port
         Where to listen; port 0 picks a free port (read :attr:`port` after start).
-    config_dir, transition_seconds
+    config_dir, transition_seconds, data
         Passed to :class:`~attpcdaq.emulator.ecc.EmulatedEcc`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  config_dir: Path | str = EXAMPLE_CONFIG_DIR,
-                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS) -> None:
+                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
+                 data: DataSettings | None = None) -> None:
         self.host = host
         self.port = port
-        self.ecc = EmulatedEcc(config_dir, transition_seconds)
+        self.ecc = EmulatedEcc(config_dir, transition_seconds, data)
+        self._data = data
         self._config_dir = config_dir
         #: Set once the server has stopped; :attr:`stop_reason` says why.
         self.stopped = asyncio.Event()
@@ -162,7 +165,7 @@ class EccServer:
     async def restart(self) -> None:
         """Start again on the same port with a fresh Idle state machine, as a new process."""
         await self.stop()
-        self.ecc = EmulatedEcc(self._config_dir, self.ecc.durations)
+        self.ecc = EmulatedEcc(self._config_dir, self.ecc.durations, self._data)
         await self.start()
 
     async def _drop_everything(self) -> None:
@@ -282,7 +285,7 @@ class EccEmulatorGroup:
         The address to listen on.
     port
         The first port; 0 gives every server a free port (not consecutive).
-    config_dir, transition_seconds
+    config_dir, transition_seconds, data
         Passed to every server's :class:`~attpcdaq.emulator.ecc.EmulatedEcc`.
 
     Raises
@@ -295,13 +298,14 @@ class EccEmulatorGroup:
 
     def __init__(self, count: int = 1, *, host: str = "127.0.0.1", port: int = 0,
                  config_dir: Path | str = EXAMPLE_CONFIG_DIR,
-                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS) -> None:
+                 transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
+                 data: DataSettings | None = None) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
         if port < 0 or (port and port + count - 1 > 65535):
             raise ValueError(f"ports {port}-{port + count - 1} are not all in 1-65535")
         self.servers = [EccServer(host, port + number if port else 0, config_dir,
-                                  transition_seconds) for number in range(count)]
+                                  transition_seconds, data) for number in range(count)]
 
     async def __aenter__(self) -> EccEmulatorGroup:
         await self.start()
