@@ -27,6 +27,12 @@ RECENT = 8
 ALARMS_SHOWN = 5
 
 
+_BLOCKING_KINDS = (Command.Kind.TRANSITION, Command.Kind.RESET)
+# What Command.describe() reads; data_router comes with the routers' log commands.
+_COMMAND_RELATIONS = [name for name in ("user", "ecc_server", "data_router")
+                      if name in {field.name for field in Command._meta.get_fields()}]
+
+
 class NotFound(services.ControlError):
     """The object named in the URL does not exist."""
 
@@ -69,14 +75,14 @@ def live_context(user) -> dict:
     """Everything the live regions show, read in a handful of queries."""
     view = services.overview()
     prefetch_related_objects(view.servers, "configs")
-    commands = list(Command.objects.select_related("user", "ecc_server")[:RECENT])
+    commands = list(Command.objects.select_related(*_COMMAND_RELATIONS)[:RECENT])
     alarms = Event.objects.filter(level=Event.Level.ALARM, acknowledged=False)
     alarm_list = list(alarms[:ALARMS_SHOWN])
     can_control = user.has_perm("daq.control_daq")
-    # A command waiting or running blocks others (services answer 409); config
-    # refreshes do not, so they do not grey out the controls either.
+    # A transition waiting or running blocks others (services answer 409); reads
+    # such as a config refresh do not, so they do not grey out the controls either.
     busy = view.any_transitioning or any(
-        c.status in Command.ACTIVE and c.kind != Command.Kind.REFRESH_CONFIGS for c in commands)
+        c.status in Command.ACTIVE and c.kind in _BLOCKING_KINDS for c in commands)
     states = {s.state for s in view.servers if s.enabled}
     actions = [(action, action.allows(states) and not busy)
                for action in forms.SYSTEM_ACTIONS] if can_control else []

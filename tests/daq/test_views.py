@@ -182,6 +182,8 @@ def test_system_controls_follow_the_state(client, servers, operator):
         return {key for key, tag in zip(buttons, tags, strict=True)
                 if not re.search(r"\sdisabled(?=[\s>])", tag)}
     assert enabled() == {"describe", "go_ready"}
+    Command.objects.create(kind="refresh_configs", ecc_server=servers[0])  # a read: not busy
+    assert enabled() == {"describe", "go_ready"}
     ECCServer.objects.update(state=ECCServer.READY)
     assert enabled() == {"start", "reset"}
     ECCServer.objects.update(state=ECCServer.RUNNING)

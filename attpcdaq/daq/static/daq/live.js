@@ -128,6 +128,9 @@
     for (const el of document.querySelectorAll("[data-since]")) {
       el.textContent = hms(now - Number(el.dataset.since));
     }
+    // The tab's title says the state too, for a page kept in a background tab.
+    const state = document.getElementById("overall-state");
+    if (state) document.title = `${state.textContent.trim()} · AT-TPC DAQ`;
     const stale = Date.now() - lastUpdate > STALE_AFTER_MS;
     document.getElementById("stale-banner").classList.toggle("d-none", !stale);
   }
