@@ -13,7 +13,15 @@ from django.db.models import Q
 
 from attpcdaq import get
 
-from .models import Command, ConfigId, DataRouter, ECCServer, EngineHeartbeat, Experiment, RunMetadata
+from .models import (
+    Command,
+    ConfigId,
+    DataRouter,
+    ECCServer,
+    EngineHeartbeat,
+    Experiment,
+    RunMetadata,
+)
 
 #: Targets as the API and the forms name them.
 TARGETS = {
@@ -70,7 +78,23 @@ def request_config_refresh(user, server: ECCServer) -> Command:
     return _queue(user, Command.Kind.REFRESH_CONFIGS, None, server)
 
 
+def request_log_tail(user, *, server: ECCServer | None = None,
+                     router: DataRouter | None = None) -> Command:
+    """Queue reading the end of an ECC server's or data router's log."""
+    if (server is None) == (router is None):
+        raise ControlError("name either an ECC server or a data router")
+    owner = server or router
+    if not owner.log_path:
+        raise ControlError(f"no log file is set for {owner}: set its log path in the admin")
+    return Command.objects.create(kind=Command.Kind.TAIL_LOG, ecc_server=server,
+                                  data_router=router,
+                                  user=user if user and user.is_authenticated else None)
+
+
 def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Command:
+    if kind == Command.Kind.REFRESH_CONFIGS:  # a read: it neither waits nor blocks
+        return Command.objects.create(kind=kind, ecc_server=server,
+                                      user=user if user and user.is_authenticated else None)
     with transaction.atomic():
         # Serializes concurrent requests on PostgreSQL; SQLite's IMMEDIATE
         # transactions already do.
@@ -78,8 +102,7 @@ def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Com
         active = Command.objects.filter(status__in=Command.ACTIVE)
         if server is not None:
             active = active.filter(Q(ecc_server=server) | Q(ecc_server=None))
-        if kind != Command.Kind.REFRESH_CONFIGS:
-            active = active.exclude(kind=Command.Kind.REFRESH_CONFIGS)
+        active = active.exclude(kind__in=[Command.Kind.REFRESH_CONFIGS, Command.Kind.TAIL_LOG])
         blocking = active.select_related("user", "ecc_server").first()
         if blocking is not None:
             who = f" by {blocking.user}" if blocking.user else ""

@@ -322,6 +322,10 @@ def run_router(args: argparse.Namespace) -> int:
               "directory, or is not writable", file=sys.stderr)
         return 2
     set_process_title(ROUTER_PROCESS_TITLE)
+    # The real dataRouter writes into its working directory, which is how the run
+    # control finds that directory from the process: do the same.
+    directory = directory.resolve()
+    os.chdir(directory)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
     router = DataRouterEmulator(args.host, args.port, directory, args.max_file_bytes)

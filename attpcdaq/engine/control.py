@@ -58,14 +58,19 @@ class Controller:
         self.db = engine.db
         self.run_id: int | None = None  # the run the last command started or stopped
 
-    async def execute(self, command: Command) -> None:
-        """Run one command; raises :class:`Refused` or :class:`StepFailed` on failure."""
+    async def execute(self, command: Command) -> str | None:
+        """Run one command and return what it produced, if anything.
+
+        Raises :class:`Refused` or :class:`StepFailed` when it fails.
+        """
         self.run_id = None
+        if command.kind == Command.Kind.TAIL_LOG:
+            return await self.engine.tail_log(command)
         coords = self._coordinators(command)
         if command.kind == Command.Kind.REFRESH_CONFIGS:
             await asyncio.gather(*(self.engine.fetch_configs(c, raise_errors=True)
                                    for c in coords))
-            return
+            return None
         self._require_online(coords)
         if command.kind == Command.Kind.RESET:
             await self.reset(coords, system=command.ecc_server_id is None)
@@ -73,6 +78,7 @@ class Controller:
             await self.system_transition(coords, State(command.target))
         else:
             await self.walk(coords, State(command.target), system=False)
+        return None
 
     def _coordinators(self, command: Command) -> list[EccCoordinator]:
         if command.ecc_server_id is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from attpcdaq.daq.models import Command, ECCServer, EngineHeartbeat, Event, Experiment, RunMetadata
@@ -95,14 +96,18 @@ class EngineDatabase:
                             "hostname": hostname}))
 
     # Commands ------------------------------------------------------------------
-    async def claim_command(self) -> Command | None:
-        """Take the oldest pending command, marking it running; None when none waits."""
-        return await self.run(_claim_command)
+    async def claim_command(self, *, quick: bool) -> Command | None:
+        """Take the oldest pending command, marking it running; None when none waits.
 
-    async def finish_command(self, pk: int, error: str = "", run_id: int | None = None) -> None:
+        ``quick`` commands (reads) and the others (transitions) are claimed apart.
+        """
+        return await self.run(_claim_command, quick)
+
+    async def finish_command(self, pk: int, error: str = "", run_id: int | None = None,
+                             result: str = "") -> None:
         """Record a command's outcome: done when ``error`` is empty, else failed."""
         status = Command.Status.FAILED if error else Command.Status.DONE
-        fields = {"status": status, "error": error, "finished": timezone.now()}
+        fields = {"status": status, "error": error, "finished": timezone.now(), "result": result}
         if run_id is not None:
             fields["run_id"] = run_id
         await self.run(lambda: Command.objects.filter(pk=pk).update(**fields))
@@ -159,10 +164,15 @@ def _update_servers(pending: dict[int, dict[str, Any]]) -> None:
             ECCServer.objects.filter(pk=pk).update(**fields)
 
 
-def _claim_command() -> Command | None:
+QUICK = (Command.Kind.REFRESH_CONFIGS, Command.Kind.TAIL_LOG)
+
+
+def _claim_command(quick: bool) -> Command | None:
+    kinds = Q(kind__in=QUICK) if quick else ~Q(kind__in=QUICK)
     with transaction.atomic():
-        command = (Command.objects.select_related("ecc_server", "user")
-                   .filter(status=Command.Status.PENDING).order_by("created", "pk").first())
+        command = (Command.objects.select_related("ecc_server", "data_router", "user")
+                   .filter(kinds, status=Command.Status.PENDING).order_by("created", "pk")
+                   .first())
         if command is None:
             return None
         claimed = Command.objects.filter(pk=command.pk, status=Command.Status.PENDING).update(

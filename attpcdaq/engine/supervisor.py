@@ -12,10 +12,13 @@ from django.utils import timezone
 
 from attpcdaq.daq.models import Command, ECCServer, RunMetadata
 from attpcdaq.get import EccError, State, StateReply
+from attpcdaq.remote import HostPool, RemoteError, SshOptions
 
 from .control import Controller, Refused, StepFailed
 from .coordinator import EccCoordinator, PollSettings
 from .database import EngineDatabase, ServerInfo
+from .datarouters import RouterWatcher, host_for
+from .filing import RunFiler
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ class EngineSettings:
     command_interval: float = 0.02
     reload_interval: float = 5.0
     heartbeat_interval: float = 2.0
+    router_interval: float = 2.0
+    ssh_options: SshOptions | None = None
 
 
 class Engine:
@@ -36,6 +41,9 @@ class Engine:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
         self.db = EngineDatabase()
+        self.pool = HostPool(self.settings.ssh_options)
+        self.routers = RouterWatcher(self.db, self.pool)
+        self.filer = RunFiler(self.db, self.pool, self.routers)
         self.coordinators: dict[int, EccCoordinator] = {}
         self.controller = Controller(self)
         self.open_run_id: int | None = None
@@ -57,7 +65,8 @@ class Engine:
         await asyncio.gather(*(c.wait_first_poll() for c in self.coordinators.values()))
         await self._recover_run()
         await self._beat()
-        for loop in (self._command_loop, self._reload_loop, self._heartbeat_loop):
+        for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
+                     self._heartbeat_loop, self._router_loop):
             self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
         log.info("engine started with %d ECC server(s)", len(self.coordinators))
 
@@ -72,6 +81,7 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(c.stop() for c in self.coordinators.values()))
         self.coordinators.clear()
+        await self.pool.close()
         await self.db.close()
 
     async def run_forever(self) -> None:
@@ -101,24 +111,37 @@ class Engine:
 
     # Loops ------------------------------------------------------------------------
     async def _command_loop(self) -> None:
+        """Run transitions one at a time, in the order they were asked."""
         while True:
-            try:
-                command = await self.db.claim_command()
-            except Exception:
-                log.exception("cannot read commands")
-                command = None
+            command = await self._claim(quick=False)
             if command is None:
                 await asyncio.sleep(self.settings.command_interval)
-                continue
-            await self.run_command(command)
+            else:
+                await self.run_command(command)
+
+    async def _quick_command_loop(self) -> None:
+        """Run quick reads (configuration lists, logs) at once, beside transitions."""
+        while True:
+            command = await self._claim(quick=True)
+            if command is None:
+                await asyncio.sleep(self.settings.command_interval)
+            else:
+                self._spawn(self.run_command(command))
+
+    async def _claim(self, *, quick: bool) -> Command | None:
+        try:
+            return await self.db.claim_command(quick=quick)
+        except Exception:
+            log.exception("cannot read commands")
+            return None
 
     async def run_command(self, command: Command) -> None:
         """Run one claimed command and record its outcome where the page shows it."""
         log.info("command %s by %s", command, command.user or "system")
-        error = ""
+        error, result = "", None
         try:
-            await self.controller.execute(command)
-        except (Refused, StepFailed, EccError) as exc:
+            result = await self.controller.execute(command)
+        except (Refused, StepFailed, EccError, RemoteError) as exc:
             error = str(exc)
         except Exception as exc:  # recorded on the command, not only in a log
             log.exception("command %s failed unexpectedly", command)
@@ -127,7 +150,7 @@ class Engine:
             await self.db.event("error", command.ecc_server.name if command.ecc_server else
                                 "run control", f"{command.describe()}: {error}",
                                 self.controller.run_id)
-        await self.db.finish_command(command.pk, error, self.controller.run_id)
+        await self.db.finish_command(command.pk, error, self.controller.run_id, result or "")
 
     async def _reload_loop(self) -> None:
         while True:
@@ -161,6 +184,14 @@ class Engine:
         pk = coord.info.pk
         await self.db.run(lambda: ECCServer.objects.get(pk=pk).store_configs(configs))
 
+    async def tail_log(self, command: Command, lines: int = 200) -> str:
+        """The last lines of the log of the command's ECC server or data router."""
+        target = command.data_router or command.ecc_server
+        if target is None or not target.log_path:
+            raise Refused(f"no log file is set for {target or 'this command'}")
+        host = host_for(self.pool, target.ssh_host, target.ip_address)
+        return await host.tail(target.log_path, lines=lines)
+
     # Runs and alarms ---------------------------------------------------------------
     def run_opened(self, run: RunMetadata) -> None:
         """Note the run that is now open, for alarms."""
@@ -171,10 +202,30 @@ class Engine:
         self.open_run_id = None
 
     async def check_routers_for_start(self) -> None:
-        """Refuse Start while a data router is offline or not clean (data routers issue)."""
+        """Refuse Start while a run is unfiled or a data router is offline or not clean."""
+        unfiled = await self.db.run(lambda: RunMetadata.objects.filter(
+            filed=False, status__in=[RunMetadata.Status.STOPPED, RunMetadata.Status.ABORTED])
+            .order_by("created").first())
+        if unfiled is not None:
+            why = f": {unfiled.filing_error}" if unfiled.filing_error else " (filing under way)"
+            raise Refused(f"cannot start: run {unfiled.run_number} is not filed yet{why}")
+        reason = await self.routers.refusal()
+        if reason:
+            raise Refused(f"cannot start: {reason}")
 
     async def after_run(self, run: RunMetadata) -> None:
-        """File a stopped run's data and back up its configurations (data routers issue)."""
+        """File a stopped run's data and back up its configurations, in the background."""
+        self._spawn(self.filer.file(run))
+
+    async def _router_loop(self) -> None:
+        """Check the routers, and retry filing any run left unfiled, on an interval."""
+        while True:
+            try:
+                await self.routers.check_all()
+                await self.filer.file_pending()
+            except Exception:
+                log.exception("checking data routers failed unexpectedly")
+            await asyncio.sleep(self.settings.router_interval)
 
     def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
                    previous: State | None) -> None:

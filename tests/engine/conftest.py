@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from attpcdaq.daq.models import ConfigId, DataRouter, DataSource, ECCServer, Experiment
-from attpcdaq.emulator.server import EccEmulatorGroup
+from attpcdaq.emulator.datapath import DataSettings
+from attpcdaq.emulator.server import EXAMPLE_CONFIG_DIR, EccEmulatorGroup
 from attpcdaq.engine.coordinator import PollSettings
 from attpcdaq.engine.supervisor import Engine, EngineSettings
 
@@ -22,18 +26,19 @@ def fast_settings(**poll) -> EngineSettings:
     """Engine settings for tests: quick polls, short timeouts."""
     values = {**FAST.__dict__, **poll}
     return EngineSettings(poll=PollSettings(**values), command_interval=0.02,
-                          reload_interval=0.5, heartbeat_interval=0.5)
+                          reload_interval=0.5, heartbeat_interval=0.5, router_interval=0.3)
 
 
-def make_model(urls: list[str]) -> list[ECCServer]:
-    """An active experiment and one CoBo per URL, with a configuration selected."""
+def make_model(urls: list[str], router_port: int, workdir: str) -> list[ECCServer]:
+    """An active experiment, one data router, and one CoBo per URL, configured."""
     Experiment.objects.create(name="e20009 test", is_active=True)
-    router = DataRouter.objects.create(name="router0", ip_address="127.0.0.1", port=46005)
+    router = DataRouter.objects.create(name="router0", ip_address="127.0.0.1", port=router_port,
+                                       working_dir=workdir)
     servers = []
     for number, url in enumerate(urls):
         port = int(url.rsplit(":", 1)[1].strip("/"))
         server = ECCServer.objects.create(name=f"CoBo[{number}]", ip_address="127.0.0.1",
-                                          port=port)
+                                          port=port, config_dir=str(EXAMPLE_CONFIG_DIR))
         DataSource.objects.create(name=f"CoBo[{number}]", ecc_server=server, data_router=router)
         server.selected_config = ConfigId.objects.create(
             ecc_server=server, describe=f"cobo{number % 4}", prepare="experiment",
@@ -54,13 +59,41 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what:
     pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
 
 
+class RouterProcess:
+    """``attpcdaq emulate router`` in its own process (so its name is dataRouter)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "attpcdaq", "emulate", "router", "--port", "0",
+             "--data-dir", str(workdir)], stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def router(tmp_path):
+    """A data router process writing into a temporary working directory."""
+    workdir = tmp_path / "router0"
+    workdir.mkdir()
+    process = RouterProcess(workdir)
+    yield process
+    process.stop()
+
+
 @pytest.fixture
 async def emulators():
-    """Start N emulated ECC servers with the given transition time."""
+    """Start N emulated ECC servers whose boards stream to their routers."""
     groups = []
 
     async def start(count: int = 3, seconds: float = 0.05) -> EccEmulatorGroup:
-        group = EccEmulatorGroup(count=count, host="127.0.0.1", port=0, transition_seconds=seconds)
+        group = EccEmulatorGroup(count=count, host="127.0.0.1", port=0, transition_seconds=seconds,
+                                 data=DataSettings(rate_hz=20, hits_per_asad=4))
         await group.__aenter__()
         groups.append(group)
         return group
@@ -71,13 +104,19 @@ async def emulators():
 
 
 @pytest.fixture
-async def system(emulators, transactional_db):
-    """Emulators, a data model for them, and a running engine: ``(group, servers, engine)``."""
+async def system(emulators, router, transactional_db, settings, tmp_path):
+    """Emulators, a router, a data model for them, and a running engine.
+
+    Returns ``(group, servers, engine)``; configuration backups go to
+    ``tmp_path / "backups"``.
+    """
+    settings.CONFIG_BACKUP_ROOT = tmp_path / "backups"
     engines = []
 
     async def start(count: int = 3, seconds: float = 0.05, **poll):
         group = await emulators(count, seconds)
-        servers = await sync_to_async(make_model)([s.url for s in group.servers])
+        servers = await sync_to_async(make_model)([s.url for s in group.servers], router.port,
+                                                  str(router.workdir))
         engine = Engine(fast_settings(**poll))
         await engine.start()
         engines.append(engine)
@@ -86,3 +125,12 @@ async def system(emulators, transactional_db):
     yield start
     for engine in engines:
         await engine.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    """A real OpenSSH server on loopback (its own keys), for routers reached over SSH."""
+    from attpcdaq.remote.testing import LoopbackSshd
+
+    with LoopbackSshd() as server:
+        yield server

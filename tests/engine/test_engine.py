@@ -142,7 +142,11 @@ async def test_a_refused_start_aborts_the_run_and_never_reuses_its_number(system
     assert "clock not locked" in run.reason
     assert await sync_to_async(states)() == [READY] * 3
     assert not await sync_to_async(Event.objects.filter(level="alarm").exists)()
-    assert (await run_command("running")).status == "done"
+    # What the two servers that did start sent is filed under the aborted run's number.
+    await wait_for(lambda: RunMetadata.objects.filter(run_number=0, filed=True).exists(),
+                   what="run 0 filed")
+    command = await run_command("running")
+    assert (command.status, command.error) == ("done", "")
     numbers = await sync_to_async(lambda: sorted(
         RunMetadata.objects.values_list("run_number", "status")))()
     assert numbers == [(0, "aborted"), (1, "running")]

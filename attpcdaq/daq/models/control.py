@@ -24,6 +24,7 @@ class Command(models.Model):
         TRANSITION = "transition", "Transition"
         RESET = "reset", "Reset (one step back)"
         REFRESH_CONFIGS = "refresh_configs", "Fetch configuration sets"
+        TAIL_LOG = "tail_log", "Read a log"
 
     class Status(models.TextChoices):
         """Where the command stands."""
@@ -41,6 +42,10 @@ class Command(models.Model):
     ecc_server = models.ForeignKey("ECCServer", on_delete=models.CASCADE, null=True, blank=True,
                                    related_name="commands",
                                    help_text="The one server it is for; empty: system-wide.")
+    data_router = models.ForeignKey("DataRouter", on_delete=models.CASCADE, null=True,
+                                    blank=True, related_name="commands",
+                                    help_text="The data router it is for (reading its log).")
+    result = models.TextField(blank=True, help_text="What it produced (a log's last lines).")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                              blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING,
@@ -63,7 +68,12 @@ class Command(models.Model):
         """What was asked, in words: ``Go to Ready (all servers)``."""
         from .hardware import ECCServer
 
-        where = self.ecc_server.name if self.ecc_server_id else "all servers"
+        if self.data_router_id:
+            where = self.data_router.name
+        elif self.ecc_server_id:
+            where = self.ecc_server.name
+        else:
+            where = "all servers"
         if self.kind == self.Kind.TRANSITION:
             what = f"Go to {ECCServer.STATE_DICT.get(self.target, self.target)}"
         else:

@@ -87,6 +87,9 @@ class ECCServer(models.Model):
     name = models.CharField(max_length=80, unique=True, help_text="A unique name, e.g. CoBo[0].")
     ip_address = models.GenericIPAddressField(help_text="Address of the ECC server.")
     port = models.PositiveIntegerField(default=8083, help_text="SOAP port (8083 by default).")
+    ssh_host = models.CharField(max_length=200, blank=True, help_text="SSH host of its "
+                                "machine (a ~/.ssh/config name allowed), for its log and "
+                                "configuration backups; empty: this machine.")
     log_path = models.CharField(max_length=500, blank=True,
                                 help_text="Path of the server's log file on its machine.")
     config_dir = models.CharField(max_length=500, blank=True,

@@ -86,6 +86,7 @@ class RunMetadata(models.Model):
     manifest = models.JSONField(default=dict, blank=True,
                                 help_text="Files filed, by data router: name and size.")
     filed = models.BooleanField(default=False, help_text="Data and configurations filed.")
+    filing_error = models.TextField(blank=True, help_text="Why filing failed (it is retried).")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
