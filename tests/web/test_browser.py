@@ -122,6 +122,14 @@ def log_in(page: Page, demo: Demo) -> None:
     expect(page.locator("#overall-state")).to_be_visible()
 
 
+def wait_for_state(page: Page, state: str, timeout: float = STEP_TIMEOUT_MS) -> None:
+    """Wait for the overall state; fail at once, saying why, when a command fails."""
+    page.wait_for_selector(f'#overall-state:text-is("{state}"), #last-failure', timeout=timeout)
+    failure = page.locator("#last-failure")
+    if failure.count():
+        pytest.fail(f"waiting for {state}: {failure.inner_text()}")
+
+
 def server_rows(page: Page):
     return page.locator("#ecc-servers > tr[id^=eccserver-]")
 
@@ -188,12 +196,12 @@ def test_a_run_from_the_status_page(demo, page, tmp_path):
     check_rows_are_kept(page, demo)
 
     page.click("button[data-action=go_ready]")
-    expect(page.locator("#overall-state")).to_have_text("Ready", timeout=4 * STEP_TIMEOUT_MS)
+    wait_for_state(page, "Ready", timeout=4 * STEP_TIMEOUT_MS)
     for index in range(5):
         expect(rows.nth(index).locator("select[data-chooser]")).to_be_disabled()
 
     page.click("button[data-action=start]")
-    expect(page.locator("#overall-state")).to_have_text("Running")
+    wait_for_state(page, "Running")
     expect(page.locator("#run-status")).to_have_text("Running")
     run_number = page.locator("#run-number").inner_text()
     assert run_number.isdigit()
@@ -206,7 +214,7 @@ def test_a_run_from_the_status_page(demo, page, tmp_path):
 
     page.once("dialog", lambda dialog: dialog.accept())  # "Stop the run?"
     page.click("button[data-action=stop]")
-    expect(page.locator("#overall-state")).to_have_text("Ready")
+    wait_for_state(page, "Ready")
     expect(page.locator("#run-status")).to_have_text("Stopped")
     expect(page.locator("#run-number")).to_have_text(run_number)
     expect(page.locator("#recent-commands")).to_contain_text("Go to Running (all servers)")
