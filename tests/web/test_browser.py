@@ -220,3 +220,5 @@ def test_a_run_from_the_status_page(demo, page, tmp_path):
     expect(page.locator("#recent-commands")).to_contain_text("Go to Running (all servers)")
     assert page.errors == []
     assert demo.stop() == 0
+    # With the server gone, the page says that what it shows may be out of date.
+    expect(page.locator("#stale-banner")).to_be_visible(timeout=10_000)

@@ -135,6 +135,10 @@
     document.getElementById("stale-banner").classList.toggle("d-none", !stale);
   }
 
+  // A hidden tab does not poll; coming back is not "out of date" until a poll fails.
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) lastUpdate = Date.now();
+  });
   document.addEventListener("htmx:oobAfterSwap", tick);
   setInterval(tick, 1000);
   tick();
