@@ -1,8 +1,11 @@
 """``attpcdaq demo``: the whole system on this machine, against emulated hardware.
 
-Starts emulated ECC servers for four CoBos and a MuTAnT on loopback, a database
-in a data directory, the engine and the web server, with an experiment and a
+Starts emulated ECC servers for four CoBos and a MuTAnT on loopback and a data
+router per board (working directories under the data directory), a database in
+the data directory, the engine and the web server, with an experiment and a
 data model pointing at the emulators; prints the URL, a login and an API token.
+A run's files end up in ``DATA_DIR/routers/DataRouterN/demo experiment/run_NNNN/``
+and its configuration in ``DATA_DIR/config-backups/demo experiment/run_NNNN/``.
 Ctrl-C stops everything it started.
 """
 
@@ -44,35 +47,61 @@ def _describe_name(board: str) -> str:
     return "mutant"
 
 
-def start_ecc_emulators(count: int, transition_seconds: str) -> tuple[subprocess.Popen, list[int]]:
-    """Start one emulator process serving ``count`` ECC servers; return it and their ports."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attpcdaq", "emulate", "ecc", "--port", "0", "--count",
-         str(count), "--transition-seconds", transition_seconds],
-        stdout=subprocess.PIPE, text=True)
+def start_emulator(arguments: list[str], count: int, log: Path) -> tuple[subprocess.Popen,
+                                                                         list[int]]:
+    """Start ``attpcdaq emulate ...`` logging to ``log``; return it and its ports."""
+    with log.open("ab") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "attpcdaq", "emulate", *arguments,
+                                    "--port", "0", "-v"], stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
     ports = []
     while len(ports) < count:
         line = process.stdout.readline()
         if not line:
-            raise SystemExit("attpcdaq demo: the ECC emulator did not start")
+            raise SystemExit(f"attpcdaq demo: {arguments[0]} emulator did not start (see {log})")
         if line.startswith("listening on "):
             ports.append(int(line.rsplit(":", 1)[1]))
     return process, ports
 
 
-def build_model(ports: list[int]) -> tuple[str, str]:
-    """The demo experiment, servers, sources and user; returns (password, token)."""
+def start_emulators(data_dir: Path, transition_seconds: str):
+    """The ECC servers (one process) and a data router per board; return processes, ports."""
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    ecc, ecc_ports = start_emulator(["ecc", "--count", str(len(BOARDS)), "--transition-seconds",
+                                     transition_seconds], len(BOARDS), logs / "ecc.log")
+    processes, router_ports = [ecc], []
+    for number in range(len(BOARDS)):
+        workdir = data_dir / "routers" / f"DataRouter{number}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        router, ports = start_emulator(["router", "--data-dir", str(workdir)], 1,
+                                       logs / f"DataRouter{number}.log")
+        processes.append(router)
+        router_ports += ports
+    return processes, ecc_ports, router_ports
+
+
+def build_model(data_dir: Path, ecc_ports: list[int], router_ports: list[int]) -> tuple[str, str]:
+    """The demo experiment, servers, routers, sources and user; returns (password, token)."""
     from django.contrib.auth.models import Permission, User
 
-    from .daq.models import ApiToken, DataSource, ECCServer, Experiment
+    from .daq.models import ApiToken, DataRouter, DataSource, ECCServer, Experiment
+    from .emulator.server import EXAMPLE_CONFIG_DIR
 
     experiment, _ = Experiment.objects.get_or_create(name="demo experiment")
     experiment.activate()
-    for board, port in zip(BOARDS, ports, strict=True):
+    for number, (board, port, router_port) in enumerate(zip(BOARDS, ecc_ports, router_ports,
+                                                             strict=True)):
         name = "MuTAnT" if board.startswith("Mutant") else board
-        server, _ = ECCServer.objects.update_or_create(
-            name=name, defaults={"ip_address": "127.0.0.1", "port": port})
-        DataSource.objects.get_or_create(name=board, ecc_server=server)
+        server, _ = ECCServer.objects.update_or_create(name=name, defaults={
+            "ip_address": "127.0.0.1", "port": port, "config_dir": str(EXAMPLE_CONFIG_DIR),
+            "log_path": str(data_dir / "logs" / "ecc.log")})
+        router, _ = DataRouter.objects.update_or_create(name=f"DataRouter{number}", defaults={
+            "ip_address": "127.0.0.1", "port": router_port,
+            "working_dir": str(data_dir / "routers" / f"DataRouter{number}"),
+            "log_path": str(data_dir / "logs" / f"DataRouter{number}.log")})
+        DataSource.objects.filter(ecc_server=server).delete()
+        DataSource.objects.create(name=board, ecc_server=server, data_router=router)
     password = secrets.token_urlsafe(9)
     user, _ = User.objects.get_or_create(username=DEMO_USER)
     user.set_password(password)
@@ -113,18 +142,20 @@ def run(args: argparse.Namespace) -> int:
     from .runtime import setup_django
 
     setup_django()
-    emulator, ports = start_ecc_emulators(len(BOARDS), args.transition_seconds)
+    processes, ecc_ports, router_ports = start_emulators(data_dir, args.transition_seconds)
     try:
-        password, token = build_model(ports)
+        password, token = build_model(data_dir, ecc_ports, router_ports)
         return asyncio.run(_serve(args.port, password, token))
     except KeyboardInterrupt:
         return 0
     finally:
-        emulator.send_signal(signal.SIGINT)
-        try:
-            emulator.wait(10)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
 

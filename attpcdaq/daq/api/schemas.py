@@ -17,6 +17,7 @@ class RunOut(Schema):
     started: datetime | None
     stopped: datetime | None
     title: str
+    filed: bool
 
 
 class EccServerOut(Schema):

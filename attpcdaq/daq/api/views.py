@@ -69,7 +69,8 @@ def status(request):
     if view.run is not None:
         run = {"number": view.run.run_number, "running": view.run.is_open,
                "status": view.run.status, "started": view.run.start_datetime,
-               "stopped": view.run.stop_datetime, "title": view.run.title}
+               "stopped": view.run.stop_datetime, "title": view.run.title,
+               "filed": view.run.filed}
     return {"overall_state": view.overall_state, "overall_state_name": view.overall_state_name,
             "experiment": view.experiment.name if view.experiment else None,
             "engine_alive": view.engine_alive, "run": run,
