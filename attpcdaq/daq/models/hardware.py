@@ -141,7 +141,10 @@ class ECCServer(models.Model):
         """Every link from this server's data sources to their routers."""
         links = []
         # Sorted here, not by the query, so that a prefetch of data_sources serves it.
-        for source in sorted(self.data_sources.all(), key=lambda source: source.name):
+        def key(source: DataSource) -> tuple[str, str]:
+            return source.name, source.data_router.name if source.data_router else ""
+
+        for source in sorted(self.data_sources.all(), key=key):
             if source.data_router is not None:
                 router = source.data_router
                 links.append(get.DataLink(source.name, router.name, router.ip_address,
@@ -215,9 +218,12 @@ class ECCServer(models.Model):
         attpcdaq.get.GetError
             When the step is not allowed, or the server refuses or fails it.
         """
+        client = self._get_soap_client()
+        transition = self._get_transition(client, self.state, target_state)  # reads the DB
+
         async def step():
-            async with self._get_soap_client() as client:
-                await self._get_transition(client, self.state, target_state)()
+            async with client:
+                await transition()
                 return await client.get_state()
         self.target_state = target_state
         reply = _run_sync(step)
