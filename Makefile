@@ -23,9 +23,11 @@ demo: $(STAMP)
 system-deps:
 	scripts/system-deps
 
+# Everything on SQLite, then the database-touching tests again on a throwaway PostgreSQL.
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	scripts/with-postgres $(BIN)/pytest tests/daq tests/engine
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
