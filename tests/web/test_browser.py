@@ -179,6 +179,7 @@ def screenshot(page: Page, path: Path, size: tuple[int, int]) -> None:
     page.set_viewport_size({"width": size[0], "height": size[1]})
     page.wait_for_timeout(300)  # a layout pass
     page.screenshot(path=path)
+    page.screenshot(path=path.with_stem(path.stem + "-full"), full_page=True)
 
 
 def test_a_run_from_the_status_page(demo, page, tmp_path):
