@@ -50,7 +50,7 @@ def make_model(urls: list[str], router_port: int, workdir: str) -> list[ECCServe
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = ""):
     """Poll a database predicate (run in a thread) until true; fail after ``timeout``."""
-    check = sync_to_async(predicate, thread_sensitive=False)
+    check = sync_to_async(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := await check():
@@ -138,3 +138,15 @@ def sshd():
 
     with LoopbackSshd() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+async def _close_test_connections():
+    """Close the connection of the thread sync_to_async runs the tests' queries on.
+
+    Left open, PostgreSQL refuses to drop the test database at the end.
+    """
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()

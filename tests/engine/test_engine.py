@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.db import connection
 
 from attpcdaq.daq import services
 from attpcdaq.daq.models import Command, ECCServer, Event, Experiment, RunMetadata
@@ -110,6 +111,8 @@ async def test_twenty_concurrent_starts_give_one_run(system):
             return services.request_transition(user, "running").pk
         except services.Conflict:
             return None
+        finally:
+            connection.close()  # each request thread has its own
 
     with ThreadPoolExecutor(20) as pool:
         accepted = [pk for pk in await asyncio.gather(*(
