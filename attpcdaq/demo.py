@@ -16,11 +16,10 @@ import asyncio
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from .emulator.process import EmulatorProcess
 
 BOARDS = ["CoBo[0]", "CoBo[1]", "CoBo[2]", "CoBo[3]", "Mutant[master]"]
 DEMO_USER = "demo"
@@ -47,38 +46,22 @@ def _describe_name(board: str) -> str:
     return "mutant"
 
 
-def start_emulator(arguments: list[str], count: int, log: Path) -> tuple[subprocess.Popen,
-                                                                         list[int]]:
-    """Start ``attpcdaq emulate ...`` logging to ``log``; return it and its ports."""
-    with log.open("ab") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "attpcdaq", "emulate", *arguments,
-                                    "--port", "0", "-v"], stdout=subprocess.PIPE,
-                                   stderr=stderr, text=True)
-    ports = []
-    while len(ports) < count:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"attpcdaq demo: {arguments[0]} emulator did not start (see {log})")
-        if line.startswith("listening on "):
-            ports.append(int(line.rsplit(":", 1)[1]))
-    return process, ports
-
-
 def start_emulators(data_dir: Path, transition_seconds: str):
     """The ECC servers (one process) and a data router per board; return processes, ports."""
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
-    ecc, ecc_ports = start_emulator(["ecc", "--count", str(len(BOARDS)), "--transition-seconds",
-                                     transition_seconds], len(BOARDS), logs / "ecc.log")
+    with (logs / "ecc.log").open("ab") as log:
+        ecc = EmulatorProcess(["ecc", "--count", str(len(BOARDS)), "--transition-seconds",
+                               transition_seconds, "-v"], len(BOARDS), log)
     processes, router_ports = [ecc], []
     for number in range(len(BOARDS)):
         workdir = data_dir / "routers" / f"DataRouter{number}"
         workdir.mkdir(parents=True, exist_ok=True)
-        router, ports = start_emulator(["router", "--data-dir", str(workdir)], 1,
-                                       logs / f"DataRouter{number}.log")
+        with (logs / f"DataRouter{number}.log").open("ab") as log:
+            router = EmulatorProcess(["router", "--data-dir", str(workdir), "-v"], 1, log)
         processes.append(router)
-        router_ports += ports
-    return processes, ecc_ports, router_ports
+        router_ports += router.ports
+    return processes, ecc.ports, router_ports
 
 
 def build_model(data_dir: Path, ecc_ports: list[int], router_ports: list[int]) -> tuple[str, str]:
@@ -149,13 +132,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for emulator in processes:
+            emulator.stop()
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
 

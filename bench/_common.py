@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from attpcdaq.emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,25 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @contextmanager
 def ecc_emulators(count: int, transition_seconds: str = "1"):
     """Run ``attpcdaq emulate ecc --count N`` in its own process; yield the URLs."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attpcdaq", "emulate", "ecc", "--port", "0", "--count",
-         str(count), "--transition-seconds", transition_seconds],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        urls = []
-        while len(urls) < count:
-            line = process.stdout.readline()
-            if not line:
-                raise SystemExit("the ECC emulator did not start")
-            if line.startswith("listening on "):
-                urls.append(f"http://{line.split()[-1]}/")
-        yield urls
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with EmulatorProcess(["ecc", "--count", str(count), "--transition-seconds",
+                          transition_seconds, "--no-data"], count) as emulator:
+        yield emulator.urls
 
 
 def use_temporary_data_dir() -> Path:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from attpcdaq.emulator.process import EmulatorProcess
 
 
 def attpcdaq(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -17,14 +18,9 @@ def attpcdaq(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def url():
-    process = subprocess.Popen([sys.executable, "-m", "attpcdaq", "emulate", "ecc", "--port",
-                                "0", "--transition-seconds", "0.05", "--no-data"],
-                               stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("listening on 127.0.0.1:")
-    yield f"http://{line.split()[-1]}/"
-    process.send_signal(signal.SIGINT)
-    process.wait(10)
+    with EmulatorProcess(["ecc", "--transition-seconds", "0.05", "--no-data"]) as emulator:
+        assert emulator.urls[0].startswith("http://127.0.0.1:")
+        yield emulator.urls[0]
 
 
 def test_configs_lists_one_set_per_line(url):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-
 import pytest
 from django.db import IntegrityError, transaction
 
 from attpcdaq.daq.models import ConfigId, DataRouter, DataSource, ECCServer, Experiment, RunMetadata
+from attpcdaq.emulator.process import EmulatorProcess
 from attpcdaq.get import EccClient, PlanError
 
 pytestmark = pytest.mark.django_db
@@ -17,14 +14,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def port():
-    process = subprocess.Popen([sys.executable, "-m", "attpcdaq", "emulate", "ecc", "--port",
-                                "0", "--transition-seconds", "0.02", "--no-data"],
-                               stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("listening on ")
-    yield int(line.rsplit(":", 1)[1])
-    process.send_signal(signal.SIGINT)
-    process.wait(10)
+    with EmulatorProcess(["ecc", "--transition-seconds", "0.02", "--no-data"]) as emulator:
+        yield emulator.ports[0]
 
 
 @pytest.fixture

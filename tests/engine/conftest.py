@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +12,7 @@ from asgiref.sync import sync_to_async
 
 from attpcdaq.daq.models import ConfigId, DataRouter, DataSource, ECCServer, Experiment
 from attpcdaq.emulator.datapath import DataSettings
+from attpcdaq.emulator.process import EmulatorProcess
 from attpcdaq.emulator.server import EXAMPLE_CONFIG_DIR, EccEmulatorGroup
 from attpcdaq.engine.coordinator import PollSettings
 from attpcdaq.engine.supervisor import Engine, EngineSettings
@@ -59,25 +58,13 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what:
     pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
 
 
-class RouterProcess:
+class RouterProcess(EmulatorProcess):
     """``attpcdaq emulate router`` in its own process (so its name is dataRouter)."""
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__(["router", "--data-dir", str(workdir)])
         self.workdir = workdir
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "attpcdaq", "emulate", "router", "--port", "0",
-             "--data-dir", str(workdir)], stdout=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        assert line.startswith("listening on "), line
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        self.port = self.ports[0]
 
 
 @pytest.fixture
