@@ -62,11 +62,12 @@ class RunFiler:
                 await self.db.update_run(run.pk, filing_error=str(exc))
                 await self.db.event("error", "filing", message, run.pk)
                 return False
+            # Routers shown clean before the run shows filed: whoever sees the one sees both.
+            await self.routers.check_all()
             await self.db.update_run(run.pk, manifest=manifest, filed=True, filing_error="")
             files = sum(len(r["files"]) for r in manifest["routers"].values())
             await self.db.event("info", "filing", f"run {run.run_number} filed: {files} file(s)",
                                 run.pk)
-            await self.routers.check_all()
             return True
 
     async def _file_data(self, run: RunMetadata) -> dict:
