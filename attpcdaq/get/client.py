@@ -1,6 +1,8 @@
 """The async ECC client: every SOAP operation of getEccSoapServer, typed and timed out.
 
-Built on zeep with the project's own WSDL (``ecc.wsdl``, parsed once per process).
+Built on zeep with the project's own WSDL (``ecc.wsdl``, parsed once per process):
+zeep builds and reads the SOAP, aiohttp carries it (about a third of httpx's CPU per call,
+which matters when the engine polls hundreds of servers every second).
 Every call is bounded by a timeout (one for GetState and the quick calls, a longer
 one for transitions, which block on the server until done) and every failure
 becomes an :class:`~attpcdaq.get.exceptions.EccError` naming the server.
@@ -10,17 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ssl
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import zeep
 import zeep.exceptions
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from lxml import etree
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
+from zeep.utils import get_version
+from zeep.wsdl.utils import etree_to_string
 
 from .exceptions import (
     BUSY_MESSAGE,
@@ -78,19 +83,78 @@ class TextReply:
 _FAULT = "{http://schemas.xmlsoap.org/soap/envelope/}Fault"
 
 
-class _EccTransport(AsyncTransport):
-    """zeep's transport, but an error status without a SOAP Fault is an HTTP error.
+class _Reply:
+    """An HTTP answer, with what zeep's SOAP binding reads of a ``requests.Response``."""
 
-    zeep reads any XML body of a non-200 answer as a fault ("Unknown fault
-    occured"), which would hide a proxy's or a wrong server's 404 behind a
-    misleading SOAP fault.
+    __slots__ = ("content", "encoding", "headers", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, headers: Any,
+                 encoding: str | None) -> None:
+        self.status_code = status_code
+        self.content = content
+        self.headers = headers
+        self.encoding = encoding
+
+
+class _EccTransport(AsyncTransport):
+    """zeep's async transport over an aiohttp session instead of httpx.
+
+    The session is made at the first call, inside the running loop, and has no
+    connection limit: a transition holds its connection until the server is done
+    (up to minutes) while GetState goes on over another one. An error status
+    without a SOAP Fault is an HTTP error: zeep reads any XML body of a non-200
+    answer as a fault ("Unknown fault occured"), which would hide a proxy's or a
+    wrong server's 404 behind a misleading SOAP fault.
     """
 
+    _close_session = False  # read by zeep's Transport.__del__
+
+    def __init__(self, timeout: float) -> None:
+        # Not AsyncTransport.__init__: it builds httpx clients that would go unused.
+        self.cache = None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("the ECC client has been closed")
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=self._timeout,
+                headers={"User-Agent": _USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _load_remote_data(self, url):
+        # Only a SOAP answer could ask for a remote document: never fetch one.
+        raise zeep.exceptions.Error(f"refusing to fetch {url}")
+
     async def post(self, address, message, headers):
-        response = await super().post(address, message, headers)
-        if response.status_code != 200 and not _has_fault(response.content):
-            raise zeep.exceptions.TransportError(status_code=response.status_code)
-        return response
+        async with self._http().post(address, data=message, headers=headers,
+                                     allow_redirects=False) as response:
+            reply = _Reply(response.status, await response.read(), response.headers,
+                           response.charset)
+        if reply.status_code != 200 and not _has_fault(reply.content):
+            raise zeep.exceptions.TransportError(status_code=reply.status_code)
+        return reply
+
+    async def post_xml(self, address, envelope, headers):
+        return await self.post(address, etree_to_string(envelope), headers)
+
+    async def get(self, address, params, headers):
+        raise NotImplementedError("ECC servers speak SOAP over HTTP POST only")
+
+
+_USER_AGENT = f"Zeep/{get_version()} (www.python-zeep.org)"
 
 
 def _has_fault(body: bytes) -> bool:
@@ -107,18 +171,6 @@ _SAFE = etree.XMLParser(resolve_entities=False, no_network=True)
 def _wsdl() -> zeep.wsdl.Document:
     """The parsed WSDL, shared by every client: parsing it takes milliseconds."""
     return zeep.wsdl.Document(str(WSDL_PATH), zeep.Transport())
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # ECC servers speak plain HTTP; one context spares each client building its own.
-    return ssl.create_default_context()
-
-
-@functools.cache
-def _wsdl_http() -> httpx.Client:
-    # zeep's AsyncTransport wants a sync client for fetching WSDLs; ours is local.
-    return httpx.Client(verify=_ssl_context())
 
 
 class EccClient:
@@ -142,12 +194,10 @@ class EccClient:
         self.url = url
         self.state_timeout = state_timeout
         self.transition_timeout = transition_timeout
-        # The asyncio timeout bounds each call; httpx's is only a backstop.
-        backstop = max(state_timeout, transition_timeout) + 5
-        self._http = httpx.AsyncClient(timeout=backstop, verify=_ssl_context())
-        transport = _EccTransport(client=self._http, wsdl_client=_wsdl_http())
+        # The asyncio timeout bounds each call; aiohttp's is only a backstop.
+        self._transport = _EccTransport(timeout=max(state_timeout, transition_timeout) + 5)
         settings = zeep.Settings(strict=False, xml_huge_tree=False)
-        self._zeep = zeep.AsyncClient(_wsdl(), transport=transport, settings=settings)
+        self._zeep = zeep.AsyncClient(_wsdl(), transport=self._transport, settings=settings)
         # AsyncClient.create_service returns a sync proxy (a zeep quirk): build the async one.
         self._service = AsyncServiceProxy(self._zeep, _wsdl().bindings[_BINDING], address=url)
 
@@ -159,7 +209,7 @@ class EccClient:
 
     async def aclose(self) -> None:
         """Close the client's connections."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     def __repr__(self) -> str:
         return f"EccClient({self.url!r})"
@@ -176,16 +226,18 @@ class EccClient:
         except zeep.exceptions.TransportError as exc:
             raise EccHttpError(self.url, exc.status_code,
                                f"{operation}: HTTP status {exc.status_code}") from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise EccUnreachable(self.url, f"{operation}: cannot connect: "
-                                 f"{_reason(exc)}") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise EccUnreachable(self.url, f"{operation}: connection closed without an "
-                                 f"answer: {_reason(exc)}") from None
-        except httpx.TimeoutException:
-            raise EccTimeout(self.url, f"{operation}: no answer within {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise EccUnreachable(self.url, f"{operation}: {_reason(exc)}") from None
+                                 f"{_http_reason(exc)}") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                aiohttp.ClientResponseError, ConnectionError) as exc:
+            # Reset, closed before or amid the answer, or an answer that is not HTTP.
+            if not isinstance(exc.__cause__, ContentEncodingError):
+                raise EccUnreachable(self.url, f"{operation}: connection closed without an "
+                                     f"answer: {_http_reason(exc)}") from None
+            raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
+        except aiohttp.ClientError as exc:
+            raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
         except (zeep.exceptions.Error, etree.LxmlError, ValueError, TypeError,
                 AttributeError, IndexError, KeyError) as exc:
             raise EccProtocolError(self.url, f"{operation}: malformed answer: "
@@ -288,4 +340,27 @@ class EccClient:
 def _reason(exc: BaseException) -> str:
     """A short reason for an exception, never empty."""
     return str(exc) or type(exc).__name__
+
+
+def _http_reason(exc: BaseException) -> str:
+    """A short reason for an aiohttp error, on one line: the cause, not the wrapping."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        # asyncio says "Connect call failed ('10.0.0.5', 46005)": the errno says why.
+        text = (os.strerror(error.errno) if isinstance(error.errno, int) and error.errno > 0
+                else error.strerror or str(error))
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        text = exc.message  # str() adds a status code and the URL, which mean nothing here
+    elif isinstance(exc, aiohttp.NonHttpUrlClientError):
+        text = "not an http:// URL"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = f"invalid URL: {exc.description}" if exc.description else "invalid URL"
+    elif isinstance(cause := exc.__cause__, HttpProcessingError):
+        # "Response payload is not completed: <ContentLengthError: 400, message='...'>"
+        text = str(exc)
+        text = (cause.message if text == str(cause)
+                else f"{text.partition(': <')[0]}: {cause.message}")
+    else:
+        text = str(exc)
+    return " ".join(text.split()) or type(exc).__name__
 

@@ -1,0 +1,235 @@
+"""The ECC client's HTTP layer: concurrency, connections, what goes on the wire.
+
+Against the emulator and against loopback peers that count connections or answer
+what no healthy server would.
+"""
+
+import asyncio
+import socket
+
+import pytest
+
+from attpcdaq.emulator import EccEmulatorGroup
+from attpcdaq.get import (
+    ConfigId,
+    EccClient,
+    EccHttpError,
+    EccUnreachable,
+    Operation,
+    State,
+)
+
+ANSWER = (b'<?xml version="1.0"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" '
+          b'xmlns:z="urn:ecc"><S:Body><z:ResponseState><z:ErrorCode>0</z:ErrorCode>'
+          b"<z:ErrorMessage/><z:State>1</z:State><z:Transition>0</z:Transition></z:ResponseState>"
+          b"</S:Body></S:Envelope>")
+TEXT_ANSWER = ANSWER.replace(
+    b"<z:State>1</z:State><z:Transition>0</z:Transition>", b"<z:Text>pong</z:Text>").replace(
+    b"ResponseState", b"ResponseText")
+
+
+def head(status: str = "200 OK", length: int = len(ANSWER), extra: str = "") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            f"Content-Length: {length}\r\n{extra}\r\n").encode()
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Wait, polling, until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still not true after {timeout} s: {predicate}")
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One request's head and body."""
+    request_head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in request_head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length")), 0)
+    return request_head, await reader.readexactly(length)
+
+
+@pytest.fixture
+async def serve():
+    """Start a loopback server running ``handle(reader, writer)`` per connection."""
+    servers = []
+
+    async def start(handle):
+        async def guarded(reader, writer):
+            try:
+                await handle(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def keep_alive(connections: list, requests: list | None = None, answer: bytes = ANSWER):
+    """A server answering every request on a connection until the client closes it."""
+    async def handle(reader, writer):
+        connections.append(writer)
+        while True:
+            try:
+                request = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return  # the client closed the connection
+            if requests is not None:
+                requests.append(request)
+            writer.write(head(length=len(answer)) + answer)
+            await writer.drain()
+    return handle
+
+
+async def test_get_state_answers_during_a_transition_on_the_same_client():
+    # A transition holds its connection until the server is done: GetState must
+    # still go through, on another connection of the same client.
+    async with EccEmulatorGroup(count=1, transition_seconds=2.0) as group, \
+            EccClient(group.servers[0].url, state_timeout=1, transition_timeout=10) as ecc:
+        describe = asyncio.create_task(ecc.transition(
+            Operation.DESCRIBE, ConfigId("cobo0", "experiment", "experiment"), None))
+        await until(lambda: group.servers[0].ecc.running)
+        replies = [await ecc.get_state() for _ in range(3)]
+        assert not describe.done()
+        assert all(r.transitioning and r.state == State.IDLE for r in replies)
+        assert (await describe).error_code == 0
+        assert (await ecc.get_state()).state == State.DESCRIBED
+
+
+async def test_concurrent_calls_each_get_a_connection(serve):
+    # No pool limit: more calls than aiohttp's default limit (100) all reach the
+    # server at once, none waiting for another's connection.
+    count, arrived, connections = 120, [], []
+    all_arrived = asyncio.Event()
+
+    async def handle(reader, writer):
+        connections.append(writer)
+        await read_request(reader)
+        arrived.append(writer)
+        if len(arrived) == count:
+            all_arrived.set()
+        async with asyncio.timeout(10):
+            await all_arrived.wait()
+        writer.write(head() + ANSWER)
+        await writer.drain()
+
+    url = await serve(handle)
+    async with EccClient(url, state_timeout=15) as ecc:
+        replies = await asyncio.gather(*(ecc.get_state() for _ in range(count)))
+    assert len(replies) == count and len(connections) == count
+
+
+async def test_connections_are_kept_and_closed_by_aclose(serve):
+    connections, requests = [], []
+    url = await serve(keep_alive(connections, requests))
+    ecc = EccClient(url)
+    for _ in range(5):
+        assert (await ecc.get_state()).state == State.IDLE
+    assert len(connections) == 1 and len(requests) == 5
+    await ecc.aclose()
+    await until(connections[0].is_closing)
+    with pytest.raises(RuntimeError, match="closed"):
+        await ecc.get_state()
+
+
+async def test_the_request_is_soap_over_http_post(serve):
+    connections, requests = [], []
+    url = await serve(keep_alive(connections, requests, TEXT_ANSWER))
+    async with EccClient(url) as ecc:
+        assert (await ecc.special("ping", "<table/>")).text == "pong"
+    request_head, body = requests[0]
+    lines = request_head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert lines[0] == "POST / HTTP/1.1"
+    assert headers["content-type"] == "text/xml; charset=utf-8"
+    assert headers["soapaction"] == '""'
+    assert headers["content-length"] == str(len(body))
+    assert b"<ns0:command>ping</ns0:command><ns0:table>&lt;table/&gt;</ns0:table>" in body
+
+
+def test_a_client_made_outside_the_event_loop_works_inside_it():
+    # The HTTP session is made at the first call, in the loop that runs it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    ecc = EccClient(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+
+    async def main():
+        server = await asyncio.start_server(keep_alive([]), sock=listener)
+        async with server, ecc:
+            return await ecc.get_state()
+
+    assert asyncio.run(main()).state == State.IDLE
+
+
+async def test_a_redirect_is_an_http_error_not_followed(serve):
+    followed = []
+
+    async def elsewhere(reader, writer):
+        followed.append(True)
+        await read_request(reader)
+        writer.write(head() + ANSWER)
+
+    target = await serve(elsewhere)
+
+    async def redirect(reader, writer):
+        await read_request(reader)
+        writer.write(head("302 Found", 0, f"Location: {target}\r\n"))
+
+    url = await serve(redirect)
+    async with EccClient(url) as ecc:
+        with pytest.raises(EccHttpError, match="GetState: HTTP status 302") as info:
+            await ecc.get_state()
+    assert info.value.status == 302 and not followed
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (head(length=len(ANSWER) + 100) + ANSWER, "Response payload is not completed"),
+    (head(), "Response payload is not completed"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Bad status line"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+])
+async def test_an_answer_cut_short_or_not_http(serve, answer, reason):
+    async def handle(reader, writer):
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+
+    url = await serve(handle)
+    async with EccClient(url) as ecc:
+        with pytest.raises(EccUnreachable) as info:
+            await ecc.get_state()
+    assert info.value.detail.startswith("GetState: connection closed without an answer: ")
+    assert reason in info.value.detail and "\n" not in info.value.detail
+
+
+async def test_a_refused_connection_says_so():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"  # bound, not listening
+    try:
+        async with EccClient(url) as ecc:
+            with pytest.raises(EccUnreachable) as info:
+                await ecc.get_state()
+    finally:
+        listener.close()
+    assert info.value.detail == "GetState: cannot connect: Connection refused"
+
+
+@pytest.mark.parametrize(("url", "detail"), [
+    ("ftp://127.0.0.1:21/", "GetState: not an http:// URL"),
+    ("not a url", "GetState: invalid URL"),
+])
+async def test_a_url_that_is_not_http(url, detail):
+    async with EccClient(url) as ecc:
+        with pytest.raises(EccUnreachable) as info:
+            await ecc.get_state()
+    assert info.value.detail == detail
