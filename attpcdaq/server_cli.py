@@ -59,10 +59,13 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _manage(args: argparse.Namespace) -> int:
-    import os
-
     from django.core.management import execute_from_command_line
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attpcdaq.settings")
+    if args.arguments[:1] != ["makemigrations"]:
+        setup_django()  # a fresh data dir gets its tables before createsuperuser & co.
+    else:
+        import os
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attpcdaq.settings")
     execute_from_command_line(["attpcdaq manage", *args.arguments])
     return 0
