@@ -63,7 +63,8 @@ class Controller:
 
         Raises :class:`Refused` or :class:`StepFailed` when it fails.
         """
-        self.run_id = None
+        # Quick reads run beside a transition: they must leave run_id, the
+        # transition's, alone.
         if command.kind == Command.Kind.TAIL_LOG:
             return await self.engine.tail_log(command)
         coords = self._coordinators(command)
@@ -71,6 +72,7 @@ class Controller:
             await asyncio.gather(*(self.engine.fetch_configs(c, raise_errors=True)
                                    for c in coords))
             return None
+        self.run_id = None
         self._require_online(coords)
         if command.kind == Command.Kind.RESET:
             await self.reset(coords, system=command.ecc_server_id is None)

@@ -16,7 +16,7 @@ from attpcdaq.remote import HostPool, RemoteError, SshOptions
 
 from .control import Controller, Refused, StepFailed
 from .coordinator import EccCoordinator, PollSettings
-from .database import EngineDatabase, ServerInfo
+from .database import QUICK, EngineDatabase, ServerInfo
 from .datarouters import RouterWatcher, host_for
 from .filing import RunFiler
 
@@ -146,11 +146,12 @@ class Engine:
         except Exception as exc:  # recorded on the command, not only in a log
             log.exception("command %s failed unexpectedly", command)
             error = f"internal error: {type(exc).__name__}: {exc}"
+        run_id = None if command.kind in QUICK else self.controller.run_id
         if error:
-            await self.db.event("error", command.ecc_server.name if command.ecc_server else
-                                "run control", f"{command.describe()}: {error}",
-                                self.controller.run_id)
-        await self.db.finish_command(command.pk, error, self.controller.run_id, result or "")
+            source = command.data_router or command.ecc_server
+            await self.db.event("error", source.name if source else "run control",
+                                f"{command.describe()}: {error}", run_id)
+        await self.db.finish_command(command.pk, error, run_id, result or "")
 
     async def _reload_loop(self) -> None:
         while True:
