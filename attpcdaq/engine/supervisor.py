@@ -84,14 +84,6 @@ class Engine:
         await self.pool.close()
         await self.db.close()
 
-    async def run_forever(self) -> None:
-        """Start, and run until cancelled."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
     async def reload_servers(self) -> None:
         """Start coordinators for new servers, stop those of deleted or moved ones."""
         known = {info.pk: info for info in await self.db.servers()}
