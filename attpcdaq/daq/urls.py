@@ -1,8 +1,9 @@
-"""URLs of the status page, its live fragment and its actions."""
+"""URLs of the status page, its live fragment and its actions, the runs and the logs."""
 
 from django.urls import path
 
 from . import views
+from .models import DataRouter, ECCServer
 
 app_name = "daq"
 urlpatterns = [
@@ -18,4 +19,15 @@ urlpatterns = [
          name="eccserver_refresh_configs"),
     path("events/<str:pk>/acknowledge/", views.EventAcknowledgeView.as_view(),
          name="event_acknowledge"),
+    path("runs/", views.RunListView.as_view(), name="run_list"),
+    path("runs/<str:pk>/", views.RunDetailView.as_view(), name="run_detail"),
+    path("ecc-servers/<str:pk>/log/", views.LogPageView.as_view(model=ECCServer),
+         name="eccserver_log"),
+    path("ecc-servers/<str:pk>/log/request/", views.LogRequestView.as_view(model=ECCServer),
+         name="eccserver_log_request"),
+    path("data-routers/<str:pk>/log/", views.LogPageView.as_view(model=DataRouter),
+         name="datarouter_log"),
+    path("data-routers/<str:pk>/log/request/", views.LogRequestView.as_view(model=DataRouter),
+         name="datarouter_log_request"),
+    path("commands/<str:pk>/result/", views.CommandResultView.as_view(), name="command_result"),
 ]

@@ -1,16 +1,20 @@
-"""Pages of the DAQ: the status page, its live fragment, and the control actions.
+"""Pages of the DAQ: the status page, its live fragment, the control actions, the
+runs and the logs.
 
 Views read the database and queue commands through :mod:`.services`; only the
 engine talks to devices. Every action answers with a small toast fragment for
-htmx, with the HTTP status that says how it went (202 queued, 400, 403, 404, 409).
+htmx, with the HTTP status that says how it went (202 queued, 400, 403, 404, 409);
+a log request answers with the part of the log page it replaces instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.contrib.auth.mixins import AccessMixin
-from django.db.models import prefetch_related_objects
+from django.core.paginator import Paginator
+from django.db.models import QuerySet, prefetch_related_objects
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
@@ -19,12 +23,24 @@ from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
 from . import forms, services
-from .models import Command, ECCServer, Event
+from .models import (
+    Command,
+    DataRouter,
+    ECCServer,
+    EngineHeartbeat,
+    Event,
+    Experiment,
+    RunMetadata,
+)
 
 #: How many recent commands and events the page lists.
 RECENT = 8
 #: How many unacknowledged alarms the banner lists (it counts them all).
 ALARMS_SHOWN = 5
+#: Runs per page of the run list.
+RUNS_PER_PAGE = 25
+#: How often the log page asks whether its log has been read, in milliseconds.
+LOG_POLL_MS = 500
 
 
 _BLOCKING_KINDS = (Command.Kind.TRANSITION, Command.Kind.RESET)
@@ -37,6 +53,27 @@ class NotFound(services.ControlError):
     """The object named in the URL does not exist."""
 
     status = 404
+
+
+def find(queryset: QuerySet, pk: str):
+    """The object of ``queryset`` with the id ``pk`` as it came in the URL.
+
+    Raises :class:`NotFound` saying what was missing. Checked here rather than by an
+    <int:> converter, to answer a message that says what was wrong; 18 digits keeps
+    the number inside a 64-bit database integer.
+    """
+    found = None
+    if pk.isascii() and pk.isdigit() and len(pk) <= 18:
+        found = queryset.filter(pk=int(pk)).first()
+    if found is None:
+        name = queryset.model._meta.verbose_name
+        raise NotFound(f"There is no {name} with id {pk[:40]!r}.")
+    return found
+
+
+def not_found(request, message: str):
+    """A page saying what was not found, with status 404."""
+    return render(request, "daq/not_found.html", {"message": message}, status=404)
 
 
 def toast(request, message: str, status: int = 200):
@@ -136,10 +173,18 @@ class ActionView(DaqAccessMixin, View):
     def post(self, request, *args, **kwargs):
         try:
             self.prepare()
-            message = self.perform(self.cleaned_data())
+            result = self.perform(self.cleaned_data())
         except services.ControlError as exc:
-            return toast(request, str(exc), exc.status)
-        return toast(request, message, self.success_status)
+            return self.refused(exc)
+        return self.answer(result)
+
+    def answer(self, result):
+        """The response when :meth:`perform` went through: a toast of its message."""
+        return toast(self.request, result, self.success_status)
+
+    def refused(self, error: services.ControlError):
+        """The response when the action was refused: a toast of why."""
+        return toast(self.request, str(error), error.status)
 
     def prepare(self) -> None:
         """Look up what the action is about (raises NotFound)."""
@@ -155,8 +200,8 @@ class ActionView(DaqAccessMixin, View):
             raise services.ControlError(f"Refused: {problems}")
         return form.cleaned_data
 
-    def perform(self, data: dict) -> str:
-        """Do the action; return what to tell the user."""
+    def perform(self, data: dict):
+        """Do the action; return what to tell the user (what :meth:`answer` shows)."""
         raise NotImplementedError
 
 
@@ -166,16 +211,7 @@ class ObjectActionView(ActionView):
     model = None
 
     def prepare(self) -> None:
-        pk = self.kwargs["pk"]
-        # Checked here, not by an <int:> converter, to answer a toast that says what
-        # was wrong; 18 digits keeps the number inside a 64-bit database integer.
-        found = None
-        if pk.isascii() and pk.isdigit() and len(pk) <= 18:
-            found = self.model.objects.filter(pk=int(pk)).first()
-        if found is None:
-            name = self.model._meta.verbose_name
-            raise NotFound(f"There is no {name} with id {pk[:40]!r}.")
-        self.object = found
+        self.object = find(self.model.objects.all(), self.kwargs["pk"])
 
 
 def _queued(command: Command) -> str:
@@ -235,3 +271,229 @@ class EventAcknowledgeView(ObjectActionView):
     def perform(self, data: dict) -> str:
         Event.objects.filter(pk=self.object.pk).update(acknowledged=True)
         return f"Acknowledged: {self.object.source}: {self.object.message[:80]}"
+
+
+# Pages about one object -----------------------------------------------------------------
+
+class ObjectPageView(DaqAccessMixin, TemplateView):
+    """A page about one object of ``model``, named by the ``pk`` in the URL.
+
+    An id that names nothing answers a 404 page that says so.
+    """
+
+    model = None
+
+    def get_queryset(self) -> QuerySet:
+        return self.model.objects.all()
+
+    def get(self, request, *args, **kwargs):
+        try:
+            self.object = find(self.get_queryset(), kwargs["pk"])
+        except NotFound as exc:
+            return not_found(request, str(exc))
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(object=self.object, **kwargs)
+
+
+# Runs -------------------------------------------------------------------------------------
+
+@dataclass
+class RouterFiles:
+    """What one data router's run folder received."""
+
+    router: str
+    directory: str
+    files: list[tuple[str, int | None]]
+    bytes: int
+
+
+@dataclass
+class ConfigRow:
+    """One server's configuration for a run, and where its files were backed up."""
+
+    server: str
+    config: str
+    directory: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    """A run's manifest as the pages show it, whatever shape the stored JSON has."""
+
+    routers: list[RouterFiles]
+    backups: dict[str, ConfigRow]
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(r.files) for r in self.routers)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.routers)
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _size(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_manifest(manifest) -> Manifest:
+    """The routers' files and the configuration backups of a run's ``manifest``.
+
+    The engine writes it (see ``engine/filing.py``); a page must not break on an
+    entry of another shape, so anything unexpected reads as missing.
+    """
+    manifest = _mapping(manifest)
+    routers = []
+    for name, entry in sorted(_mapping(manifest.get("routers")).items()):
+        entry = _mapping(entry)
+        files = [(str(f.get("name", "")), _size(f.get("size")))
+                 for f in entry.get("files") or [] if isinstance(f, dict)]
+        total = _size(entry.get("bytes"))
+        routers.append(RouterFiles(str(name), str(entry.get("directory", "")), files,
+                                   sum(s or 0 for _, s in files) if total is None else total))
+    backups = {}
+    for server, entry in _mapping(manifest.get("configs")).items():
+        entry = _mapping(entry)
+        files = entry.get("files")
+        backups[str(server)] = ConfigRow(str(server), "", str(entry.get("directory", "")),
+                                         [str(f) for f in files] if isinstance(files, list)
+                                         else [])
+    return Manifest(routers, backups)
+
+
+def config_rows(run: RunMetadata, manifest: Manifest) -> list[ConfigRow]:
+    """Per server: the configuration recorded at Start and its backup, if any."""
+    configs = {str(name): str(config) for name, config in _mapping(run.configs).items()}
+    rows = []
+    for name in sorted(configs.keys() | manifest.backups.keys()):
+        backup = manifest.backups.get(name) or ConfigRow(name, "")
+        rows.append(ConfigRow(name, configs.get(name, ""), backup.directory, backup.files))
+    return rows
+
+
+@dataclass
+class RunRow:
+    """A run of the run list and what its manifest says."""
+
+    run: RunMetadata
+    manifest: Manifest
+
+
+class RunListView(DaqAccessMixin, TemplateView):
+    """The runs of one experiment, newest first: the active one unless ``?experiment=``."""
+
+    template_name = "daq/run_list.html"
+
+    def get(self, request, *args, **kwargs):
+        self.experiments = list(Experiment.objects.all())
+        name = request.GET.get("experiment", "")
+        if name:
+            self.experiment = next((e for e in self.experiments if e.name == name), None)
+            if self.experiment is None:
+                return not_found(request, f"There is no experiment named {name[:100]!r}.")
+        else:
+            # No active experiment: the newest one, so the page still shows something.
+            self.experiment = next((e for e in self.experiments if e.is_active),
+                                   self.experiments[0] if self.experiments else None)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(experiments=self.experiments,
+                                           experiment=self.experiment, **kwargs)
+        if self.experiment is not None:
+            runs = self.experiment.runs.order_by("-run_number")
+            # A page number that is not one shows the first or last page, not an error.
+            page = Paginator(runs, RUNS_PER_PAGE).get_page(self.request.GET.get("page"))
+            context.update(page=page, page_numbers=page.paginator.get_elided_page_range(
+                page.number, on_each_side=2, on_ends=1),
+                rows=[RunRow(run, read_manifest(run.manifest)) for run in page])
+        return context
+
+
+class RunDetailView(ObjectPageView):
+    """One run: its fields, configuration, filed files, events and commands."""
+
+    model = RunMetadata
+    template_name = "daq/run_detail.html"
+
+    def get_queryset(self) -> QuerySet:
+        return RunMetadata.objects.select_related("experiment")
+
+    def get_context_data(self, **kwargs):
+        run = self.object
+        manifest = read_manifest(run.manifest)
+        return super().get_context_data(
+            run=run, manifest=manifest, config_rows=config_rows(run, manifest),
+            events=list(run.events.all()),
+            commands=list(run.commands.select_related(*_COMMAND_RELATIONS)), **kwargs)
+
+
+# Logs -------------------------------------------------------------------------------------
+
+def log_answer(request, *, command: Command | None = None, refusal: str = "",
+               status: int = 200):
+    """The log page's output: a log request as it stands, or why there is none.
+
+    While the engine has not answered, the fragment polls itself. Answers with an
+    error status are marked (``X-Log-Answer``) for daq/log.js to show them in place.
+    """
+    polling = command is not None and command.status in Command.ACTIVE
+    response = render(request, "daq/inc/log_output.html", {
+        "command": command, "refusal": refusal, "polling": polling, "poll_ms": LOG_POLL_MS,
+        "engine_alive": EngineHeartbeat.is_alive() if polling else True,
+    }, status=status)
+    response["X-Log-Answer"] = "1"
+    return response
+
+
+class LogPageView(ObjectPageView):
+    """The end of an ECC server's or data router's log, which the page asks for."""
+
+    template_name = "daq/log.html"
+
+    def get_context_data(self, **kwargs):
+        meta = self.model._meta
+        return super().get_context_data(
+            kind=meta.verbose_name,
+            request_url=reverse(f"daq:{meta.model_name}_log_request", args=[self.object.pk]),
+            **kwargs)
+
+
+class LogRequestView(ObjectActionView):
+    """Ask the engine for the end of a log; answers the log page's output, which polls.
+
+    Reading a log changes nothing, so anyone logged in may, viewers included.
+    """
+
+    permission_required = None
+    _OWNER = {ECCServer: "server", DataRouter: "router"}
+
+    def perform(self, data: dict) -> Command:
+        return services.request_log_tail(self.request.user,
+                                         **{self._OWNER[self.model]: self.object})
+
+    def answer(self, result: Command):
+        return log_answer(self.request, command=result, status=self.success_status)
+
+    def refused(self, error: services.ControlError):
+        return log_answer(self.request, refusal=str(error), status=error.status)
+
+
+class CommandResultView(DaqAccessMixin, View):
+    """Where a command stands and what it produced, as the log page polls it."""
+
+    http_method_names = ["get"]
+
+    def get(self, request, pk: str):
+        try:
+            command = find(Command.objects.select_related(*_COMMAND_RELATIONS), pk)
+        except NotFound as exc:
+            return log_answer(request, refusal=str(exc), status=exc.status)
+        return log_answer(request, command=command)

@@ -91,15 +91,35 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _in_units(value: float, units: tuple[str, ...]) -> str:
+    """``value`` in the decimal unit that reads best: ``units`` go up by 1000."""
+    for unit in units:
+        if abs(value) < 1000 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == units[0] else f"{value:.1f} {unit}"
+        value /= 1000
+    return ""  # unreachable: the loop returns on its last unit
+
+
 @register.filter
 def data_rate(bytes_per_second: float | None) -> str:
     """A rate in bytes per second, in the unit that reads best."""
-    value = float(bytes_per_second or 0)
-    for unit in ("B/s", "kB/s", "MB/s", "GB/s"):
-        if value < 1000 or unit == "GB/s":
-            return f"{value:.0f} {unit}" if unit == "B/s" else f"{value:.1f} {unit}"
-        value /= 1000
-    return ""  # unreachable: the loop returns on its last unit
+    return _in_units(float(bytes_per_second or 0), ("B/s", "kB/s", "MB/s", "GB/s"))
+
+
+@register.filter
+def size(nbytes: int | None) -> str:
+    """A size in bytes, in the unit that reads best (decimal, like :func:`data_rate`)."""
+    if not isinstance(nbytes, int | float) or isinstance(nbytes, bool):
+        return "\N{EN DASH}"
+    return _in_units(float(nbytes), ("B", "kB", "MB", "GB", "TB"))
+
+
+@register.filter
+def thousands(number: int | None) -> str:
+    """An exact count with thousands separated: ``1,234,567``."""
+    if not isinstance(number, int) or isinstance(number, bool):
+        return "\N{EN DASH}"
+    return f"{number:,}"
 
 
 @register.filter
