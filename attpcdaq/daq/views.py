@@ -44,9 +44,8 @@ LOG_POLL_MS = 500
 
 
 _BLOCKING_KINDS = (Command.Kind.TRANSITION, Command.Kind.RESET)
-# What Command.describe() reads; data_router comes with the routers' log commands.
-_COMMAND_RELATIONS = [name for name in ("user", "ecc_server", "data_router")
-                      if name in {field.name for field in Command._meta.get_fields()}]
+# What Command.describe() reads.
+_COMMAND_RELATIONS = ["user", "ecc_server", "data_router"]
 
 
 class NotFound(services.ControlError):
@@ -112,7 +111,10 @@ def live_context(user) -> dict:
     """Everything the live regions show, read in a handful of queries."""
     view = services.overview()
     prefetch_related_objects(view.servers, "configs")
-    commands = list(Command.objects.select_related(*_COMMAND_RELATIONS)[:RECENT])
+    # Log reads are not control actions: they would crowd out what people asked of
+    # the hardware, and a failed one is no reason for the "last command failed" badge.
+    commands = list(Command.objects.select_related(*_COMMAND_RELATIONS)
+                    .exclude(kind=Command.Kind.TAIL_LOG)[:RECENT])
     alarms = Event.objects.filter(level=Event.Level.ALARM, acknowledged=False)
     alarm_list = list(alarms[:ALARMS_SHOWN])
     can_control = user.has_perm("daq.control_daq")
