@@ -322,3 +322,11 @@ def test_csrf_is_enforced(servers):
     response = client.post(reverse("daq:system_transition"), {"action": "go_ready"})
     assert response.status_code == 403
     assert Command.objects.count() == 0
+
+
+def test_a_failed_log_read_is_not_a_failed_command(client, servers, viewer):
+    ECCServer.objects.filter(pk=servers[0].pk).update(log_path="/var/log/ecc.log")
+    Command.objects.create(kind="tail_log", ecc_server=servers[0], user=viewer, status="failed",
+                           error="no such file: /var/log/ecc.log")
+    page = text(client.get("/"))
+    assert "Last command failed" not in page and "no such file" not in page
