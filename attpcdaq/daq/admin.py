@@ -137,7 +137,7 @@ class CommandAdmin(ReadOnlyAdmin):
 class EventAdmin(admin.ModelAdmin):
     """What the engine saw; alarms are acknowledged here or on the status page."""
 
-    list_display = ["time", "level", "source", "message", "acknowledged"]
+    list_display = ["time", "level", "source", "message", "acknowledged", "acknowledged_by"]
     list_filter = ["level", "acknowledged", "source"]
     search_fields = ["source", "message"]
     readonly_fields = ["time", "level", "source", "message", "run"]
@@ -149,7 +149,7 @@ class EventAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge the selected events")
     def acknowledge(self, request, queryset):
         """Mark events as seen."""
-        count = queryset.update(acknowledged=True)
+        count = Event.acknowledge(queryset, request.user)
         self.message_user(request, f"{count} event(s) acknowledged.")
 
 

@@ -271,7 +271,7 @@ class EventAcknowledgeView(ObjectActionView):
     success_status = 200
 
     def perform(self, data: dict) -> str:
-        Event.objects.filter(pk=self.object.pk).update(acknowledged=True)
+        Event.acknowledge(Event.objects.filter(pk=self.object.pk), self.request.user)
         return f"Acknowledged: {self.object.source}: {self.object.message[:80]}"
 
 

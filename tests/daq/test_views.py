@@ -170,7 +170,8 @@ def test_acknowledging_an_alarm(client, servers, operator):
     response = post(client, "event_acknowledge", pk=alarm.pk)
     assert response.status_code == 200 and "Acknowledged" in text(response)
     alarm.refresh_from_db()
-    assert alarm.acknowledged
+    assert (alarm.acknowledged, alarm.acknowledged_by) == (True, operator)
+    assert alarm.acknowledged_at is not None
     assert "unacknowledged" not in text(client.get(reverse("daq:status_fragment")))
 
 

@@ -100,12 +100,22 @@ class Event(models.Model):
     run = models.ForeignKey("RunMetadata", on_delete=models.SET_NULL, null=True, blank=True,
                             related_name="events")
     acknowledged = models.BooleanField(default=False, help_text="An alarm someone has seen.")
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                        null=True, blank=True, related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-time", "-pk"]
 
     def __str__(self) -> str:
         return f"{self.level} {self.source}: {self.message}"
+
+    @classmethod
+    def acknowledge(cls, events, user) -> int:
+        """Mark ``events`` (a queryset) as seen by ``user``; return how many were new."""
+        return events.filter(acknowledged=False).update(
+            acknowledged=True, acknowledged_by=user if user and user.is_authenticated else None,
+            acknowledged_at=timezone.now())
 
 
 class EngineHeartbeat(models.Model):
