@@ -114,8 +114,23 @@ def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Com
                 status__in=[RunMetadata.Status.STARTING, RunMetadata.Status.RUNNING]).first()
             if running is not None:
                 raise Conflict(f"run {running.run_number} is already {running.status}")
-        return Command.objects.create(kind=kind, target=target, ecc_server=server,
+        label = _run_label(target) if server is None and kind == Command.Kind.TRANSITION else ""
+        return Command.objects.create(kind=kind, target=target, ecc_server=server, label=label,
                                       user=user if user and user.is_authenticated else None)
+
+
+def _run_label(target: int | None) -> str:
+    """What a system-wide target means for the run, as people on shift say it."""
+    run = RunMetadata.objects.filter(status__in=RunMetadata.OPEN).first()
+    if target == ECCServer.RUNNING:
+        return "Resume the run" if run and run.status == RunMetadata.Status.PAUSED \
+            else "Start a run"
+    if target == ECCServer.PAUSED:
+        return "Pause the run"
+    if run is not None and target is not None and target < ECCServer.RUNNING:
+        return "Stop the run" if target == ECCServer.READY else \
+            f"Stop the run and go to {ECCServer.STATE_DICT[target]}"
+    return ""
 
 
 def select_config(server: ECCServer, text: str) -> ConfigId:

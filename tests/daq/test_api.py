@@ -191,3 +191,23 @@ def test_session_posts_need_csrf(model, operator):
                            content_type="application/json")
     assert response.status_code in (401, 403)
     assert Command.objects.count() == 0
+
+
+@pytest.mark.parametrize(("run_status", "target", "words"), [
+    (None, "running", "Start a run (all servers)"),
+    ("paused", "running", "Resume the run (all servers)"),
+    ("running", "paused", "Pause the run (all servers)"),
+    ("running", "ready", "Stop the run (all servers)"),
+    ("paused", "idle", "Stop the run and go to Idle (all servers)"),
+    (None, "ready", "Go to Ready (all servers)"),
+])
+def test_commands_say_what_they_mean_for_the_run(client, model, operator, run_status, target,
+                                                 words):
+    experiment, servers = model
+    if run_status:
+        RunMetadata.objects.create(experiment=experiment, run_number=3, status=run_status)
+    response = client.post("/api/transition", {"target": target},
+                           content_type="application/json", **bearer(operator))
+    assert response.status_code == 202, response.json()
+    body = client.get(f"/api/commands/{response.json()['command']}", **bearer(operator)).json()
+    assert body["description"] == words

@@ -218,7 +218,7 @@ def test_a_run_from_the_status_page(demo, page, tmp_path):
     wait_for_state(page, "Ready")
     expect(page.locator("#run-status")).to_have_text("Stopped")
     expect(page.locator("#run-number")).to_have_text(run_number)
-    expect(page.locator("#recent-commands")).to_contain_text("Go to Running (all servers)")
+    expect(page.locator("#recent-commands")).to_contain_text("Start a run (all servers)")
     assert page.errors == []
     assert demo.stop() == 0
     # With the server gone, the page says that what it shows may be out of date.

@@ -46,6 +46,8 @@ class Command(models.Model):
                                     blank=True, related_name="commands",
                                     help_text="The data router it is for (reading its log).")
     result = models.TextField(blank=True, help_text="What it produced (a log's last lines).")
+    label = models.CharField(max_length=60, blank=True, help_text="What it means as asked, "
+                             "when the target alone does not say (\"Stop the run\").")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                              blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING,
@@ -74,7 +76,9 @@ class Command(models.Model):
             where = self.ecc_server.name
         else:
             where = "all servers"
-        if self.kind == self.Kind.TRANSITION:
+        if self.label:
+            what = self.label
+        elif self.kind == self.Kind.TRANSITION:
             what = f"Go to {ECCServer.STATE_DICT.get(self.target, self.target)}"
         else:
             what = self.get_kind_display()
