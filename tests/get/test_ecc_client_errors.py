@@ -32,37 +32,6 @@ def http(body: str, status: str = "200 OK") -> bytes:
             f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
 
 
-async def _read_request(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length")), 0)
-    await reader.readexactly(length)
-
-
-@pytest.fixture
-async def peer():
-    """Start a loopback server that answers every request with the given behaviour."""
-    servers = []
-
-    async def start(behaviour):
-        async def handle(reader, writer):
-            try:
-                await _read_request(reader)
-                await behaviour(writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def answering(body: str, status: str = "200 OK"):
     async def behaviour(writer):
         writer.write(http(body, status))

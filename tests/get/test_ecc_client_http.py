@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from attpcdaq.emulator import EccEmulatorGroup
+from attpcdaq.emulator.misbehaving import read_request
 from attpcdaq.get import (
     ConfigId,
     EccClient,
@@ -40,37 +41,6 @@ async def until(predicate, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"still not true after {timeout} s: {predicate}")
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    """One request's head and body."""
-    request_head = await reader.readuntil(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in request_head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length")), 0)
-    return request_head, await reader.readexactly(length)
-
-
-@pytest.fixture
-async def serve():
-    """Start a loopback server running ``handle(reader, writer)`` per connection."""
-    servers = []
-
-    async def start(handle):
-        async def guarded(reader, writer):
-            try:
-                await handle(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(guarded, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def keep_alive(connections: list, requests: list | None = None, answer: bytes = ANSWER):
