@@ -46,14 +46,31 @@ from .states import (
     plan,
     step_for,
 )
-from .xmldocs import STEPS, ConfigId, DataLink, DataLinkSet, RouterType, parse_config_list
+from .xmldocs import (
+    CONFIG_SUFFIXES,
+    FILE_STEPS,
+    STEPS,
+    ConfigFile,
+    ConfigId,
+    ConfigureAnswer,
+    DataLink,
+    DataLinkSet,
+    RouterType,
+    parse_config_list,
+    parse_configure_answer,
+    parse_data_senders,
+)
 
 __all__ = [
+    "CONFIG_SUFFIXES",
     "DEFAULT_STATE_TIMEOUT",
     "DEFAULT_TRANSITION_TIMEOUT",
+    "FILE_STEPS",
     "OPERATIONS",
     "STEPS",
+    "ConfigFile",
     "ConfigId",
+    "ConfigureAnswer",
     "DataLink",
     "DataLinkSet",
     "EccBusy",
@@ -86,6 +103,8 @@ __all__ = [
     "iter_frames",
     "make_event",
     "parse_config_list",
+    "parse_configure_answer",
+    "parse_data_senders",
     "plan",
     "step_for",
 ]

@@ -31,10 +31,28 @@ from lxml import etree
 
 from .exceptions import XmlError
 
-__all__ = ["STEPS", "ConfigId", "DataLink", "DataLinkSet", "RouterType", "parse_config_list"]
+__all__ = [
+    "CONFIG_SUFFIXES",
+    "FILE_STEPS",
+    "STEPS",
+    "ConfigFile",
+    "ConfigId",
+    "ConfigureAnswer",
+    "DataLink",
+    "DataLinkSet",
+    "RouterType",
+    "parse_config_list",
+    "parse_configure_answer",
+    "parse_data_senders",
+]
 
-#: The three steps that read a configuration file, in order.
+#: The three names of a configuration set, in order.
 STEPS = ("describe", "prepare", "configure")
+#: The file name prefixes the server really reads: Prepare reads ``configure-`` + its
+#: prepare name, so ``prepare-*`` files are never read (GET-PROTOCOL.md, configID).
+FILE_STEPS = ("describe", "configure")
+#: A configuration file is ``NAME.xcfg``, else ``NAME.xml``.
+CONFIG_SUFFIXES = (".xcfg", ".xml")
 
 # No entities, no network, no huge trees: these documents come from other machines.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
@@ -95,9 +113,20 @@ class ConfigId:
             raise XmlError(f"configuration {text!r}: expected DESCRIBE/PREPARE/CONFIGURE")
         return cls(*parts)
 
-    def filenames(self) -> dict[str, str]:
-        """The file each step reads on the ECC server's machine, by step."""
-        return {step: f"{step}-{getattr(self, step)}.xcfg" for step in STEPS}
+    def file_stems(self) -> dict[str, str]:
+        """The files this set makes the server read, without suffix, by prefix.
+
+        ``{"describe": "describe-cobo0", "configure": "configure-experiment"}``:
+        Describe reads the first; Prepare (by its prepare name) and Configure read
+        ``configure-`` files; each is ``.xcfg``, else ``.xml``. A set whose prepare
+        name differs from its configure name makes Prepare read another configure
+        file, listed under ``"prepare"``.
+        """
+        stems = {"describe": f"describe-{self.describe}",
+                 "configure": f"configure-{self.configure}"}
+        if self.prepare != self.configure:
+            stems["prepare"] = f"configure-{self.prepare}"
+        return stems
 
     def as_xml(self) -> str:
         """Return the ``<ConfigId>`` document (see the module docstring)."""
@@ -246,3 +275,91 @@ class DataLinkSet:
             links.append(DataLink(sender.get("id"), attrs["name"], attrs["ipAddress"], port,
                                   router.get("type", "TCP")))
         return cls(tuple(links))
+
+
+def parse_data_senders(text: str | bytes) -> list[str]:
+    """Read Describe's answer, ``<DataSenderSet><DataSender id="CoBo[0]" />...``.
+
+    Raises
+    ------
+    XmlError
+        When it is malformed, or a DataSender has no id.
+    """
+    root = _parse(text, "DataSenderSet")
+    senders = []
+    for node in root.iter():
+        if _local(node.tag) == "DataSender":
+            if not node.get("id"):
+                raise XmlError("DataSenderSet: a DataSender has no id")
+            senders.append(node.get("id"))
+    return senders
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """One configuration file as the server read it: its name and its whole text."""
+
+    filename: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureAnswer:
+    """Configure's answer: the data links in use and every file the server used."""
+
+    links: DataLinkSet | None
+    files: tuple[ConfigFile, ...]
+
+
+# Configure answers two documents one after the other; each is found by its root.
+_DOC_START = {"DataLinkSet": b"<DataLinkSet", "ConfigSet": b"<ConfigSet"}
+
+
+def parse_configure_answer(text: str | bytes) -> ConfigureAnswer:
+    """Read Configure's answer: a ``<DataLinkSet>``, a newline, then a ``<ConfigSet>``.
+
+    The ConfigSet holds one ``<File filename="...">`` per file used, with its full
+    text. Whether the real server writes that text escaped or as child elements is
+    not settled (GET-PROTOCOL.md says only "holding its full text"): escaped text is
+    taken as it is; child elements are serialised back to text. An empty answer (a
+    server that sends nothing) has no links and no files.
+
+    Raises
+    ------
+    XmlError
+        When either document is malformed or a File has no filename.
+    """
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if not data.strip():
+        return ConfigureAnswer(None, ())
+    starts = sorted((data.find(tag), name) for name, tag in _DOC_START.items()
+                    if data.find(tag) >= 0)
+    if not starts:
+        raise XmlError("Configure's answer holds neither a DataLinkSet nor a ConfigSet")
+    parts = {name: data[at:(starts[i + 1][0] if i + 1 < len(starts) else len(data))]
+             for i, (at, name) in enumerate(starts)}
+    links = DataLinkSet.from_xml(parts["DataLinkSet"]) if "DataLinkSet" in parts else None
+    files: list[ConfigFile] = []
+    if "ConfigSet" in parts:
+        try:
+            root = etree.fromstring(parts["ConfigSet"].strip(), _KEEP_TEXT_PARSER)
+        except etree.XMLSyntaxError as exc:
+            raise XmlError(f"ConfigSet: malformed XML: {exc}") from None
+        for node in root:
+            if _local(node.tag) != "File":
+                continue
+            name = node.get("filename")
+            if not name:
+                raise XmlError("ConfigSet: a File has no filename")
+            if len(node):
+                body = (node.text or "") + "".join(
+                    etree.tostring(child, encoding="unicode") for child in node)
+            else:
+                body = node.text or ""
+            files.append(ConfigFile(name, body))
+    return ConfigureAnswer(links, tuple(files))
+
+
+# The files' text is kept as sent (blank text included, it is hashed), and a whole
+# configuration may exceed lxml's default limits; entities are never resolved.
+_KEEP_TEXT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
