@@ -102,8 +102,7 @@ def test_a_demo_run_leaves_filed_graw_files_and_config_backups(demo):
     backups = demo.data_dir / "config-backups" / EXPERIMENT / "run_0000"
     assert {p.name for p in backups.iterdir()} == {
         "describe-cobo0.xcfg", "describe-cobo1.xcfg", "describe-cobo2.xcfg",
-        "describe-cobo3.xcfg", "describe-mutant.xcfg", "prepare-experiment.xcfg",
-        "configure-experiment.xcfg"}
+        "describe-cobo3.xcfg", "describe-mutant.xcfg", "configure-experiment.xcfg"}
     # The next Start works, under the next number.
     again = demo.command("running")
     assert (again["status"], again["error"]) == ("done", "")

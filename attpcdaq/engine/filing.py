@@ -16,7 +16,8 @@ from django.conf import settings
 
 from attpcdaq.daq.models import ECCServer, RunMetadata
 from attpcdaq.get import ConfigId
-from attpcdaq.remote import FileInfo, HostPool, RemoteError
+from attpcdaq.remote import FileInfo, HostPool, RemoteError, RemoteFileNotFound
+from attpcdaq.remote.backup import choose_config_files
 
 from .database import EngineDatabase
 from .datarouters import RouterInfo, RouterWatcher, host_for
@@ -97,15 +98,24 @@ class RunFiler:
                 "bytes": result.total_bytes}
 
     async def _back_up_configs(self, run: RunMetadata) -> dict:
-        """Copy the three files of each server's configuration (as used by the run)."""
+        """Copy the files each server's configuration (as used by the run) makes it read.
+
+        Those are its describe and configure files (``ConfigId.file_stems``), each
+        ``.xcfg``, else ``.xml``; ``prepare-*`` files are never read, so never copied.
+        """
         servers = await self.db.run(lambda: {s.name: s for s in ECCServer.objects.all()})
         backups = {}
         for name, config in sorted(run.configs.items()):
             server = servers.get(name)
             if server is None or not server.config_dir:
                 continue  # no configuration directory known: nothing to copy
-            names = list(ConfigId.parse(config).filenames().values())
+            stems = list(ConfigId.parse(config).file_stems().values())
             host = host_for(self.pool, server.ssh_host, server.ip_address)
+            try:
+                names = await choose_config_files(host, server.config_dir, stems)
+            except RemoteFileNotFound as exc:
+                raise FilingError(f"ECC server {name} ({config}): {exc}; nothing of its "
+                                  "configuration was backed up") from exc
             result = await host.backup_configs(server.config_dir, names,
                                                str(settings.CONFIG_BACKUP_ROOT),
                                                run.experiment.name, run.run_number)

@@ -14,7 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from attpcdaq.daq.models import Command, DataRouter, Experiment, RunMetadata
+from attpcdaq.daq.models import Command, DataRouter, ECCServer, Experiment, RunMetadata
 from attpcdaq.engine.supervisor import Engine
 from attpcdaq.get import iter_frames
 
@@ -54,16 +54,49 @@ async def test_a_run_is_filed_with_its_configuration_and_the_next_start_works(sy
     assert {f["name"]: f["size"] for f in manifest["files"]} == files
     assert manifest["bytes"] == sum(files.values()) and manifest["directory"] == str(folder)
     backups = Path(settings.CONFIG_BACKUP_ROOT) / EXPERIMENT / "run_0000"
+    # The files the servers really read: describe and configure, never prepare-*.
     assert sorted(p.name for p in backups.iterdir()) == [
-        "configure-experiment.xcfg", "describe-cobo0.xcfg", "describe-cobo1.xcfg",
-        "prepare-experiment.xcfg"]
+        "configure-experiment.xcfg", "describe-cobo0.xcfg", "describe-cobo1.xcfg"]
     assert run.manifest["configs"]["CoBo[1]"]["files"] == [
-        "configure-experiment.xcfg", "describe-cobo1.xcfg", "prepare-experiment.xcfg"]
+        "configure-experiment.xcfg", "describe-cobo1.xcfg"]
     # The router is clean again, and the next run starts and files under its own number.
     assert await sync_to_async(lambda: DataRouter.objects.get().is_clean)()
     second = await a_run(0.3)
     assert second.run_number == 1
     assert len(graws(router.workdir / EXPERIMENT / "run_0001")) == 8
+
+
+async def test_backup_takes_xml_when_no_xcfg_and_names_a_missing_file(system, tmp_path):
+    group, servers, engine = await system(2)
+    configs = tmp_path / "ecc configs 'A'"
+    configs.mkdir()
+    (configs / "describe-cobo0.xml").write_text("<Setup>cobo0 as .xml</Setup>")
+    (configs / "configure-experiment.xcfg").write_text("<Setup>experiment</Setup>")
+    (configs / "configure-experiment.xml").write_text("<Setup>not read: .xcfg first</Setup>")
+    (configs / "prepare-experiment.xcfg").write_text("<Setup>never read</Setup>")
+    assert (await run_command("ready")).status == "done"
+    command = await run_command("running")
+    assert (command.status, command.error) == ("done", "")
+    # The files move while the run goes on: the backup reads them after Stop.
+    await sync_to_async(lambda: ECCServer.objects.update(config_dir=str(configs)))()
+    assert (await run_command("ready")).status == "done"
+    run = await wait_for(lambda: RunMetadata.objects.filter(pk=command.run_id)
+                         .exclude(filing_error="").first(), 20, "filing to fail")
+    assert "ECC server CoBo[1] (cobo1/experiment/experiment)" in run.filing_error
+    assert ("no configuration file describe-cobo1 (neither describe-cobo1.xcfg nor "
+            "describe-cobo1.xml is there)") in run.filing_error
+    assert not run.filed
+    # Once the file is there, the next retry files the run.
+    (configs / "describe-cobo1.xml").write_text("<Setup>cobo1 as .xml</Setup>")
+    run = await wait_for(lambda: RunMetadata.objects.filter(pk=command.run_id, filed=True)
+                         .first(), 20, "the run filed")
+    backups = Path(settings.CONFIG_BACKUP_ROOT) / EXPERIMENT / "run_0000"
+    assert sorted(p.name for p in backups.iterdir()) == [
+        "configure-experiment.xcfg", "describe-cobo0.xml", "describe-cobo1.xml"]
+    assert (backups / "describe-cobo0.xml").read_text() == "<Setup>cobo0 as .xml</Setup>"
+    assert (backups / "configure-experiment.xcfg").read_text() == "<Setup>experiment</Setup>"
+    assert run.manifest["configs"]["CoBo[0]"]["files"] == [
+        "configure-experiment.xcfg", "describe-cobo0.xml"]
 
 
 async def test_data_rate_shows_while_running(system):

@@ -1,11 +1,25 @@
-"""backup_configs through both transports: copies land on this machine, idempotently."""
+"""backup_configs through both transports: copies land on this machine, idempotently.
+
+Also which files a configuration set stands for (``.xcfg``, else ``.xml``) and
+their digests, as the engine's drift guard reads them.
+"""
+
+import hashlib
+import os
 
 import pytest
 
-from attpcdaq.remote import FileInfo, FilingConflict, RemoteFileNotFound, UnsafeName
+from attpcdaq.remote import (
+    FileInfo,
+    FilingConflict,
+    RemoteFileError,
+    RemoteFileNotFound,
+    UnsafeName,
+)
+from attpcdaq.remote.backup import choose_config_files, config_digests, text_digest
 
 CONFIGS = {"describe-cobo0.xcfg": b"<Setup>describe</Setup>\n",
-           "prepare-experiment.xcfg": b"<Setup>prepare \xc3\xa9</Setup>\n",
+           "describe-mutant.xml": b"<Setup>mutant \xc3\xa9</Setup>\n",
            "configure-experiment.xcfg": b"<Setup>configure</Setup>\n" * 100}
 
 
@@ -19,7 +33,7 @@ def config_dir(tmp_path):
     return directory
 
 
-async def test_backup_copies_the_three_files(host, config_dir, tmp_path):
+async def test_backup_copies_the_files_given(host, config_dir, tmp_path):
     root = tmp_path / "backups"
     result = await host.backup_configs(str(config_dir), list(CONFIGS), str(root), "e20009", 4)
     target = root / "e20009" / "run_0004"
@@ -78,3 +92,91 @@ async def test_backup_unsafe_names_refused(host, config_dir, tmp_path, names, ex
     with pytest.raises(UnsafeName):
         await host.backup_configs(str(config_dir), names, str(tmp_path / "b"), experiment, 1)
     assert not (tmp_path / "b").exists()
+
+
+# Which files a set stands for -------------------------------------------------------------
+
+async def test_choose_takes_xcfg_over_xml_and_xml_when_alone(host, config_dir):
+    (config_dir / "describe-cobo0.xml").write_bytes(b"<Setup>older</Setup>")
+    (config_dir / "prepare-experiment.xcfg").write_bytes(b"never read")
+    chosen = await choose_config_files(host, str(config_dir), [
+        "describe-cobo0", "configure-experiment", "describe-mutant", "describe-cobo0"])
+    assert chosen == ["describe-cobo0.xcfg", "configure-experiment.xcfg", "describe-mutant.xml"]
+
+
+async def test_choose_names_every_missing_stem_and_both_names_tried(host, config_dir):
+    (config_dir / "configure-pulser.txt").write_bytes(b"neither suffix")
+    with pytest.raises(RemoteFileNotFound) as caught:
+        await choose_config_files(host, str(config_dir), [
+            "describe-cobo0", "configure-pulser", "describe-cobo9"])
+    message = str(caught.value)
+    assert host.name in message and str(config_dir) in message
+    assert ("no configuration file configure-pulser (neither configure-pulser.xcfg nor "
+            "configure-pulser.xml is there)") in message
+    assert "neither describe-cobo9.xcfg nor describe-cobo9.xml" in message
+    assert "describe-cobo0" not in message
+
+
+async def test_choose_ignores_a_directory_of_the_stems_name(host, config_dir):
+    (config_dir / "describe-cobo5.xcfg").mkdir()
+    (config_dir / "describe-cobo5.xml").write_bytes(b"<Setup/>")
+    assert await choose_config_files(host, str(config_dir), ["describe-cobo5"]) == [
+        "describe-cobo5.xml"]
+
+
+@pytest.mark.parametrize("stem", ["../describe-cobo0", "-rf", "", "a/b"])
+async def test_choose_refuses_unsafe_stems(host, config_dir, stem):
+    with pytest.raises(UnsafeName):
+        await choose_config_files(host, str(config_dir), [stem])
+
+
+async def test_choose_in_a_missing_directory(host, tmp_path):
+    with pytest.raises(RemoteFileNotFound, match="no-such-dir"):
+        await choose_config_files(host, str(tmp_path / "no-such-dir"), ["describe-cobo0"])
+
+
+# Digests ----------------------------------------------------------------------------------
+
+def test_text_digest_is_sha256sum_of_a_utf8_lf_file_and_reads_line_ends_as_xml_does():
+    data = "<Setup>é ✓</Setup>\n".encode()
+    assert text_digest(data) == hashlib.sha256(data).hexdigest()
+    assert text_digest(data.decode()) == text_digest(data)
+    assert text_digest(b"<a>\r\n</a>\r") == text_digest("<a>\n</a>\n")
+    assert text_digest("<a>x</a>") != text_digest("<a>y</a>")
+    # Not UTF-8: read as Latin-1, as the server's XML would declare it.
+    assert text_digest("é".encode("latin-1")) == text_digest("é")
+
+
+async def test_digests_of_files_and_none_for_missing(host, config_dir):
+    weird = "configure-run 'A' $(touch pwned) é.xcfg"
+    (config_dir / weird).write_bytes(b"<Setup>weird</Setup>")
+    big = b"<Setup>" + b"x" * 700_000 + b"</Setup>"  # several reads
+    (config_dir / "configure-big.xcfg").write_bytes(big)
+    digests = await config_digests(host, str(config_dir), [
+        "describe-cobo0.xcfg", weird, "configure-big.xcfg", "describe-cobo9.xcfg"])
+    assert digests == {
+        "describe-cobo0.xcfg": hashlib.sha256(CONFIGS["describe-cobo0.xcfg"]).hexdigest(),
+        weird: hashlib.sha256(b"<Setup>weird</Setup>").hexdigest(),
+        "configure-big.xcfg": hashlib.sha256(big).hexdigest(),
+        "describe-cobo9.xcfg": None}
+    assert not (config_dir.parent / "pwned").exists() and not (config_dir / "pwned").exists()
+
+
+async def test_digests_of_an_unreadable_file_fail_naming_it(host, config_dir):
+    secret = config_dir / "configure-secret.xcfg"
+    secret.write_bytes(b"<Setup/>")
+    secret.chmod(0)
+    if os.access(secret, os.R_OK):  # root reads anything: nothing to test then
+        secret.chmod(0o644)
+        pytest.skip("running as root")
+    try:
+        with pytest.raises(RemoteFileError, match=r"configure-secret\.xcfg"):
+            await config_digests(host, str(config_dir), ["configure-secret.xcfg"])
+    finally:
+        secret.chmod(0o644)
+
+
+@pytest.mark.parametrize("name", ["../passwd", "a/b", "-n"])
+async def test_digests_refuse_unsafe_names(host, config_dir, name):
+    with pytest.raises(UnsafeName):
+        await config_digests(host, str(config_dir), [name])
