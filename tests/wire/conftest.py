@@ -31,7 +31,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def gsoap_binary(request, tmp_path_factory):
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     root = cache.mkdir("gsoap") if cache is not None else tmp_path_factory.mktemp("gsoap")
     try:
         return build(root)
