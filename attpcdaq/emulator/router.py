@@ -1,24 +1,36 @@
 """An emulator of dataRouter: takes the boards' GET frames over TCP and writes ``.graw`` files.
 
-Each board (CoBo, MuTAnT) opens one TCP connection to the data port and sends GET
-frames back to back (see :mod:`attpcdaq.get.graw`); the frame size field tells where
-each ends. The router writes every frame, whole, into its data directory: one file per
-AsAd per CoBo, named like the real router's files::
+A board (CoBo, MuTAnT) opens a TCP connection to the data port and sends GET frames
+back to back (see :mod:`attpcdaq.get.graw`); the frame size field tells where each
+ends. The router writes every frame, whole, into its working directory: one file
+set per AsAd per CoBo, named as the current GET routers name theirs::
 
-    CoBo_AsAd0_2017-03-01T15:30:12.345_0000.graw
+    CoBo0_AsAd0_2021-03-01T15:30:12.345_0000.graw
+    MuTanT_2021-03-01T15:30:12.345_0000.graw
 
-The time (local, to the millisecond) is when the file's first frame arrived; the last
-number counts the files of that AsAd, a new one opened when the next frame would take
-the file past ``max_file_bytes`` (a frame is never split, and a file holds at least one
-frame). When a board disconnects (its Stop), its files are flushed and closed.
+(older routers wrote ``CoBo_AsAd0_...``, without the CoBo number; the run control
+accepts both, see :func:`attpcdaq.remote.names.parse_graw_name`). The time, local and
+to the millisecond, is when the set's first frame arrived; the last number counts the
+files of the set.
 
-The real name has no CoBo number because one router serves one CoBo. When several
-CoBos send to one router anyway, each connection and CoBo gets files of its own, and a
-name taken already (same AsAd, same millisecond) moves its time on by a millisecond, so
-names stay unique and in the real format.
+- **A new file set** (new time, ``_0000``) starts for a (CoBo, AsAd) at its first frame,
+  and whenever a frame's eventIdx is not above the previous one of that (CoBo, AsAd):
+  the board's event counter went back. Not per run, nor per connection: a board that
+  reconnects and counts on appends to the same names. (Whether a CoBo's counter
+  restarts at each Start is not settled; when it does not, the next run appends
+  under the old names.) Should the new name be taken already (a second new set in the
+  same millisecond), its time moves on by a millisecond.
+- **Rotation:** once a frame takes a file past ``max_file_bytes`` (1 GiB, as the real
+  router), the next frames go to the next number. The frame that crosses the limit is
+  written whole into the file it crossed; a file holds at least one frame.
+- **Each frame opens and closes its file**, so a file the run control moved away is
+  created again, under the same name, by the next frame.
+- **One TCP connection at a time:** a second connection is accepted but not read
+  until the first has closed; then it is served, its data all there. A connection
+  that closes inside a frame loses only that partial frame.
 
-A sender that sends a malformed frame (or closes inside one) is disconnected with an
-error in the log naming it; the frames before it stay written, and others go on.
+A sender that sends a malformed frame is disconnected with an error in the log naming
+it; the frames before stay written, and the next connection is served.
 """
 
 from __future__ import annotations
@@ -29,11 +41,11 @@ import ctypes
 import logging
 import os
 import signal
+import struct
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 from setproctitle import setproctitle
 
@@ -42,9 +54,11 @@ from ..get.graw import GrawError, decode_frame, frame_length
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_PORT",
+    "MUTANT_FRAME_TYPE",
     "DataRouterEmulator",
     "RouterStats",
     "add_router_parser",
+    "graw_file_name",
     "main",
     "run_router",
 ]
@@ -52,71 +66,88 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 46005
+#: 1 GiB (1024 MiB): a file is rotated once a frame takes it past this.
 DEFAULT_MAX_FILE_BYTES = 1 << 30
 #: The largest GET frame (every channel and bucket read) is ~560 kB: far more is garbage.
 MAX_FRAME_BYTES = 1 << 24
+#: The frameType of the MuTAnT's data frames (MFM's numbering; CoBo frames are 1 and 2).
+#: GET-PROTOCOL.md documents only CoBo frames: how the real router tells the MuTAnT's
+#: frames is not settled, and this is the emulator's choice.
+MUTANT_FRAME_TYPE = 8
 #: What ``pgrep -x`` finds, as it finds the real program.
 ROUTER_PROCESS_TITLE = "dataRouter"
 _PR_SET_NAME = 15
+_FRAME_TYPE = struct.Struct(">H")
+_EVENT_IDX = struct.Struct(">I")
+_EVENT_IDX_AT = 22
 
 
 @dataclass(slots=True)
 class RouterStats:
     """What the router has received since it started."""
 
-    connections: int = 0
+    connections: int = 0  # accepted, waiting ones included
     frames: int = 0
     bytes: int = 0
-    files: int = 0
+    files: int = 0  # distinct names written (a re-created file counts once)
     rejected: int = 0
 
 
-class _GrawSeries:
-    """The files of one AsAd of one sender: ``_0000``, then ``_0001``... past the size limit."""
+def graw_file_name(source: tuple[int, int] | None, stamp: datetime, number: int) -> str:
+    """The name of file ``number`` of a set begun at ``stamp``.
 
-    def __init__(self, router: DataRouterEmulator, asad: int) -> None:
+    Parameters
+    ----------
+    source
+        ``(coboIdx, asadIdx)`` of a CoBo's frames, None for the MuTAnT's.
+    stamp
+        When the set's first frame arrived (local time; the name has no zone).
+    number
+        Which file of the set, from 0.
+    """
+    # The current routers' form; GET-PROTOCOL.md: "MuTAnT: MuTanT_...". That the MuTAnT's
+    # name carries no AsAd (MuTanT_<time>_<NNNN>) is not settled; this form is the one
+    # the run control's name check accepts.
+    prefix = "MuTanT" if source is None else f"CoBo{source[0]}_AsAd{source[1]}"
+    return (f"{prefix}_{stamp:%Y-%m-%dT%H:%M:%S}.{stamp.microsecond // 1000:03d}"
+            f"_{number:04d}.graw")
+
+
+class _FileSet:
+    """The files of one (CoBo, AsAd), or of the MuTAnT: ``_0000``, then ``_0001``..."""
+
+    def __init__(self, router: DataRouterEmulator, source: tuple[int, int] | None) -> None:
         self._router = router
-        self._asad = asad
-        # Local time, as the real router names its files (the name has no zone).
-        self._stamp = datetime.now().astimezone()
-        self._count = 0
-        self._file: BinaryIO | None = None
-        self._size = 0
+        self._source = source
+        self._stamp = datetime.now()
+        self._number = 0
+        self.last_event: int | None = None
+        self.path = router.data_dir / graw_file_name(source, self._stamp, 0)
+        # A name in use (a second set of this source within the millisecond, or an
+        # earlier router's file) moves the time on: a set never appends to another's file.
+        while self.path.name in router.names or self.path.exists():
+            self._stamp += timedelta(milliseconds=1)
+            self.path = router.data_dir / graw_file_name(source, self._stamp, 0)
 
-    def write(self, data: bytes) -> None:
-        """Append one whole frame, opening the next file first when this one is full."""
-        if self._file is not None and self._size + len(data) > self._router.max_file_bytes:
-            self.close()
-            self._count += 1
-        if self._file is None:
-            self._open()
-        # A plain buffered write: a few hundred bytes per frame, cheaper than a thread hop,
-        # and the frame is whole in the file before anything else runs.
-        self._file.write(data)
-        self._size += len(data)
-
-    def _open(self) -> None:
-        """Open the next file, moving the time on while the name of file 0 is taken."""
-        while True:
-            stamp = f"{self._stamp:%Y-%m-%dT%H:%M:%S}.{self._stamp.microsecond // 1000:03d}"
-            path = self._router.data_dir / f"CoBo_AsAd{self._asad}_{stamp}_{self._count:04d}.graw"
-            try:
-                self._file = open(path, "xb")  # noqa: SIM115 - closed in close()
-                break
-            except FileExistsError:
-                if self._count:
-                    raise
-                self._stamp += timedelta(milliseconds=1)
-        self._size = 0
-        self._router.files.append(path)
-        self._router.stats.files += 1
-        log.info("dataRouter: writing %s", path.name)
-
-    def close(self) -> None:
-        """Flush and close the open file, if any."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+    def write(self, data: bytes, event_idx: int) -> None:
+        """Append one whole frame; once it takes the file past the limit, move to the next."""
+        new = self.path.name not in self._router.names
+        # Opened and closed per frame, as the real router: a file moved away meanwhile is
+        # created again. A few hundred bytes per frame: cheaper than a thread hop.
+        with open(self.path, "ab") as file:
+            file.write(data)
+            size = file.tell()
+        if new:
+            self._router.names.add(self.path.name)
+            self._router.files.append(self.path)
+            self._router.stats.files += 1
+            log.info("dataRouter: writing %s", self.path.name)
+        self.last_event = event_idx
+        # The file's own size: a file moved away and created again starts from 0.
+        if size > self._router.max_file_bytes:
+            self._number += 1
+            self.path = self._router.data_dir / graw_file_name(self._source, self._stamp,
+                                                               self._number)
 
 
 class DataRouterEmulator:
@@ -129,7 +160,8 @@ class DataRouterEmulator:
     data_dir
         The working directory the ``.graw`` files go into; it must exist.
     max_file_bytes
-        A file's size limit: the next frame goes into a new file rather than past it.
+        A file's size limit: once a frame takes a file past it, the next frames of
+        that AsAd go into the set's next file.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -142,17 +174,30 @@ class DataRouterEmulator:
         self.data_dir = Path(data_dir)
         self.max_file_bytes = max_file_bytes
         self.stats = RouterStats()
-        #: Every file opened, in order.
+        #: Every file written, in the order of their first frames.
         self.files: list[Path] = []
+        #: The names of :attr:`files`.
+        self.names: set[str] = set()
+        #: The file set of each (coboIdx, asadIdx), None for the MuTAnT: kept across
+        #: connections, as the real router keeps them.
+        self._sets: dict[tuple[int, int] | None, _FileSet] = {}
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
+        # asyncio.Lock wakes its waiters in order: connections are served as they came.
+        self._turn = asyncio.Lock()
+        self._waiting = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
     def active_connections(self) -> int:
-        """How many senders are connected now."""
+        """How many senders are connected now, the one served and those waiting."""
         return len(self._handlers)
+
+    @property
+    def waiting_connections(self) -> int:
+        """How many connections are accepted but not read, waiting for the one served."""
+        return self._waiting
 
     async def start(self) -> None:
         """Listen; after this, :attr:`port` is the port listened on.
@@ -166,7 +211,7 @@ class DataRouterEmulator:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        """Stop listening, disconnect every sender, and close every file."""
+        """Stop listening and disconnect every sender (the served one and those waiting)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -175,7 +220,13 @@ class DataRouterEmulator:
         await asyncio.gather(*self._handlers, return_exceptions=True)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
-        """Wait until no sender is connected (so every file is closed), or raise TimeoutError."""
+        """Wait until no sender is connected (so every frame received is written).
+
+        Raises
+        ------
+        TimeoutError
+            When a sender is still connected after ``timeout`` seconds.
+        """
         async with asyncio.timeout(timeout):
             await self._idle.wait()
 
@@ -187,16 +238,30 @@ class DataRouterEmulator:
         await self.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Receive one sender's frames until it disconnects or sends garbage."""
+        """Wait for the connection served before to close, then write this one's frames."""
         task = asyncio.current_task()
         self._handlers.add(task)
         self._idle.clear()
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "a peer already gone"
         self.stats.connections += 1
-        series: dict[tuple[int, int], _GrawSeries] = {}
         try:
-            await self._receive(reader, series)
+            if self._turn.locked():
+                # Not read while it waits: the sender's data stays in the kernel's buffers
+                # (and the sender blocks once they are full), as with the real router.
+                writer.transport.pause_reading()
+                log.info("dataRouter: connection from %s waits for the one served", peer)
+            self._waiting += 1
+            try:
+                await self._turn.acquire()
+            finally:
+                self._waiting -= 1
+            try:
+                writer.transport.resume_reading()
+                log.info("dataRouter: serving the connection from %s", peer)
+                await self._receive(reader)
+            finally:
+                self._turn.release()
         except GrawError as exc:
             self.stats.rejected += 1
             log.error("dataRouter: closing the connection from %s: malformed data at stream %s",
@@ -204,15 +269,12 @@ class DataRouterEmulator:
         except OSError as exc:
             log.error("dataRouter: connection from %s failed: %s", peer, exc)
         finally:
-            for one in series.values():
-                one.close()
             writer.close()
             self._handlers.discard(task)
             if not self._handlers:
                 self._idle.set()
 
-    async def _receive(self, reader: asyncio.StreamReader,
-                       series: dict[tuple[int, int], _GrawSeries]) -> None:
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
         """Write every frame from ``reader`` until it ends; raise GrawError on garbage."""
         offset = 0
         while True:
@@ -220,16 +282,22 @@ class DataRouterEmulator:
             if data is None:
                 return
             try:
-                frame = decode_frame(data)[0]
+                source, event_idx = _identify(data)
             except GrawError as exc:
                 raise exc.shifted(offset) from None
-            key = (frame.cobo_idx, frame.asad_idx)
-            if key not in series:
-                series[key] = _GrawSeries(self, frame.asad_idx)
-            series[key].write(data)
-            self.stats.frames += 1
-            self.stats.bytes += len(data)
+            self._write(source, event_idx, data)
             offset += len(data)
+
+    def _write(self, source: tuple[int, int] | None, event_idx: int, data: bytes) -> None:
+        """Write one frame into its source's set, starting a new set if the counter went back."""
+        files = self._sets.get(source)
+        if files is None or (files.last_event is not None and event_idx <= files.last_event):
+            files = self._sets[source] = _FileSet(self, source)
+        # A file that cannot be written (directory gone, disk full) raises OSError, which
+        # ends the connection; the next frame of the set tries the same file again.
+        files.write(data, event_idx)
+        self.stats.frames += 1
+        self.stats.bytes += len(data)
 
     @staticmethod
     async def _read_frame(reader: asyncio.StreamReader, offset: int) -> bytes | None:
@@ -253,6 +321,25 @@ class DataRouterEmulator:
         except asyncio.IncompleteReadError as exc:
             raise GrawError(f"the stream ended {len(exc.partial) + 4} bytes into a "
                             f"{length}-byte frame", offset) from None
+
+
+def _identify(data: bytes) -> tuple[tuple[int, int] | None, int]:
+    """Return ``((coboIdx, asadIdx) or None for the MuTAnT, eventIdx)`` of a whole frame.
+
+    A CoBo frame is decoded (and so checked) whole. Of a MuTAnT frame only the common
+    header is read: its eventIdx is taken where a CoBo frame has it (the emulator's
+    choice; the MuTAnT frame's layout is not in GET-PROTOCOL.md).
+
+    Raises
+    ------
+    GrawError
+        When the frame is malformed (offsets from its start).
+    """
+    if _FRAME_TYPE.unpack_from(data, 5)[0] == MUTANT_FRAME_TYPE:
+        # frame_length has checked that the frame holds a header's bytes.
+        return None, _EVENT_IDX.unpack_from(data, _EVENT_IDX_AT)[0]
+    frame = decode_frame(data)[0]
+    return (frame.cobo_idx, frame.asad_idx), frame.event_idx
 
 
 def set_process_title(title: str) -> None:
@@ -290,8 +377,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, required=True, metavar="DIR",
                         help="working directory the .graw files are written into")
     parser.add_argument("--max-file-bytes", type=_size, default=DEFAULT_MAX_FILE_BYTES,
-                        metavar="N", help="start a new file of an AsAd rather than grow one "
-                        f"past N bytes (default {DEFAULT_MAX_FILE_BYTES})")
+                        metavar="N", help="once a frame takes a file past N bytes, write the next "
+                        f"frames of its AsAd into the next file (default "
+                        f"{DEFAULT_MAX_FILE_BYTES}, 1 GiB)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log connections and files to stderr")
     parser.set_defaults(run=run_router)
