@@ -19,6 +19,7 @@ from attpcdaq.daq.models import Command, ECCServer, RunMetadata
 from attpcdaq.get import EccError, Operation, PlanError, State, Step, backward_step, plan, step_for
 
 from .coordinator import EccCoordinator
+from .loaded import check_drift, drift_refusal, record_configure_answers
 
 if TYPE_CHECKING:
     from .supervisor import Engine
@@ -57,6 +58,7 @@ class Controller:
         self.engine = engine
         self.db = engine.db
         self.run_id: int | None = None  # the run the last command started or stopped
+        self.confirm_drift = False  # the operator confirmed a Start despite drift
 
     async def execute(self, command: Command) -> str | None:
         """Run one command and return what it produced, if anything.
@@ -73,6 +75,7 @@ class Controller:
                                    for c in coords))
             return None
         self.run_id = None
+        self.confirm_drift = command.confirm_drift
         self._require_online(coords)
         if command.kind == Command.Kind.RESET:
             await self.reset(coords, system=command.ecc_server_id is None)
@@ -172,6 +175,7 @@ class Controller:
         results = await asyncio.gather(*(
             c.transition(s.operation, s.target, *args[c.info.pk]) for c, s in steps.items()),
             return_exceptions=True)
+        await record_configure_answers(self.db, steps, args, results)
         failures = [(c, r) for c, r in zip(steps, results, strict=True)
                     if isinstance(r, BaseException)]
         for _, exc in failures:
@@ -186,14 +190,21 @@ class Controller:
         if {c.state for c in coords} != {State.READY}:
             raise Refused(f"Start needs every server Ready; {self._not_in(coords, State.READY)}")
         await self.engine.check_routers_for_start()
+        drift = await check_drift(self.db, self.engine.pool, coords)
+        if drift and not self.confirm_drift:
+            raise Refused(drift_refusal(drift))
         args = await self.db.run(_transition_args, [c.info.pk for c in coords])
         configs = {c.name: str(args[c.info.pk][0]) for c in coords}
         try:
-            run = await self.db.reserve_run(configs)
+            run = await self.db.reserve_run_with_loaded(configs, [c.info.pk for c in coords])
         except RuntimeError as exc:
             raise Refused(f"cannot start: {exc}") from None
         self.run_id = run.pk
         self.engine.run_opened(run)
+        if drift:
+            await self.db.event("warning", "run control", f"run {run.run_number} started as "
+                                "the operator confirmed, despite configuration drift: "
+                                + "; ".join(drift), run.pk)
         try:
             await self.round({c: step_for(Operation.START, State.READY) for c in coords})
         except StepFailed as failure:

@@ -186,6 +186,9 @@ class EccCoordinator:
             fields.update(last_error=error, last_error_at=timezone.now())
         if fields:
             await self.db.update_server(self.info.pk, **fields)
+        if "state" in fields and fields["state"] < State.READY:
+            # Below Ready (or Idle after a restart) the boards hold no configuration.
+            await self.db.clear_loaded_config(self.info.pk)
 
     async def record_error(self, message: str) -> None:
         """Show ``message`` as the server's last error."""

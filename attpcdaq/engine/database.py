@@ -137,6 +137,28 @@ class EngineDatabase:
         """Write the given fields of a run."""
         await self.run(lambda: RunMetadata.objects.filter(pk=pk).update(**fields))
 
+    # Loaded configurations (see engine/loaded.py) ----------------------------------------
+    async def store_loaded_config(self, pk: int, config: str, files: list[dict],
+                                  problem: str = "") -> None:
+        """Replace what server ``pk`` has loaded: Configure just succeeded on it."""
+        await self.run(_store_loaded_config, pk, config, files, problem)
+
+    async def clear_loaded_config(self, pk: int) -> None:
+        """Forget what server ``pk`` had loaded: it went below Ready, or restarted."""
+        await self.run(_clear_loaded_config, pk)
+
+    async def reserve_run_with_loaded(self, configs: dict[str, str],
+                                      pks: list[int]) -> RunMetadata:
+        """:meth:`reserve_run`, with each server's loaded configuration copied onto the
+        run in the same transaction.
+
+        Raises
+        ------
+        RuntimeError
+            As :meth:`reserve_run`.
+        """
+        return await self.run(_reserve_run_with_loaded, configs, pks)
+
 
 def _settle(future: asyncio.Future, task: asyncio.Future) -> None:
     """Pass a finished task's outcome on to ``future``."""
@@ -195,3 +217,31 @@ def _reserve_run(configs: dict[str, str]) -> RunMetadata:
         return RunMetadata.objects.create(experiment=experiment,
                                           run_number=experiment.next_run_number,
                                           status=RunMetadata.Status.STARTING, configs=configs)
+
+
+def _store_loaded_config(pk: int, config: str, files: list[dict], problem: str) -> None:
+    from attpcdaq.daq.models import LoadedConfig
+
+    LoadedConfig.objects.update_or_create(ecc_server_id=pk, defaults={
+        "config": config, "configured_at": timezone.now(), "files": files,
+        "problem": problem})
+
+
+def _clear_loaded_config(pk: int) -> None:
+    from attpcdaq.daq.models import LoadedConfig
+
+    LoadedConfig.objects.filter(ecc_server_id=pk).delete()
+
+
+def _reserve_run_with_loaded(configs: dict[str, str], pks: list[int]) -> RunMetadata:
+    from attpcdaq.daq.models import LoadedConfig, RunConfig
+
+    with transaction.atomic():
+        run = _reserve_run(configs)
+        RunConfig.objects.bulk_create([
+            RunConfig(run=run, server_name=loaded.ecc_server.name, config=loaded.config,
+                      configured_at=loaded.configured_at, files=loaded.files,
+                      problem=loaded.problem)
+            for loaded in LoadedConfig.objects.select_related("ecc_server")
+            .filter(ecc_server_id__in=pks)])
+        return run

@@ -2,6 +2,7 @@
 
 from .control import ApiToken, Command, EngineHeartbeat, Event
 from .hardware import ConfigId, DataRouter, DataSource, ECCServer
+from .loaded import LoadedConfig, RunConfig
 from .runs import Experiment, RunMetadata
 
 __all__ = [
@@ -14,5 +15,7 @@ __all__ = [
     "EngineHeartbeat",
     "Event",
     "Experiment",
+    "LoadedConfig",
+    "RunConfig",
     "RunMetadata",
 ]

@@ -50,6 +50,9 @@ class Command(models.Model):
                              "when the target alone does not say (\"Stop the run\").")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                              blank=True, related_name="+")
+    confirm_drift = models.BooleanField(default=False, help_text="A Start the operator "
+                                        "confirmed although configuration files changed "
+                                        "since Configure.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING,
                               db_index=True)
     error = models.TextField(blank=True, help_text="What failed and where.")
@@ -59,9 +62,18 @@ class Command(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 
+    #: How the engine's refusal of a Start for configuration drift begins.
+    DRIFT_REFUSAL = "cannot start: configuration drift"
+
     class Meta:
         ordering = ["-created", "-pk"]
         permissions = [("control_daq", "Can operate the DAQ")]
+
+    @property
+    def refused_for_drift(self) -> bool:
+        """A Start that failed because configuration files changed since Configure."""
+        return (self.status == self.Status.FAILED and self.ecc_server_id is None
+                and self.error.startswith(self.DRIFT_REFUSAL))
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.describe()}"
