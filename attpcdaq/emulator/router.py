@@ -246,10 +246,10 @@ class DataRouterEmulator:
         peer = f"{peername[0]}:{peername[1]}" if peername else "a peer already gone"
         self.stats.connections += 1
         try:
+            # Not read while it waits: the sender's data stay in the kernel's buffers (and
+            # the sender blocks once they are full), as with the real router.
+            writer.transport.pause_reading()
             if self._turn.locked():
-                # Not read while it waits: the sender's data stays in the kernel's buffers
-                # (and the sender blocks once they are full), as with the real router.
-                writer.transport.pause_reading()
                 log.info("dataRouter: connection from %s waits for the one served", peer)
             self._waiting += 1
             try:
