@@ -1,10 +1,9 @@
 """Emulated boards that send data: CoBos streaming GET frames to their data routers.
 
-A :class:`BoardStreamer` plays the boards of one ECC server while it runs: for each
-``DataLink`` of a ``CoBo[N]`` it opens one TCP connection to the router named in the
-link and sends, per event, one frame per AsAd (4), event indices from 0, at a steady
-rate, until stopped. A board that sends to two routers (files and an online exporter)
-sends the same frames on both links.
+A :class:`BoardStreamer` plays the boards of one ECC server: for each ``DataLink``
+of a ``CoBo[N]`` it opens one TCP connection to the router named in the link at
+Configure and, while Running, sends one frame per AsAd (4) per event at a steady
+rate. The server keeps one link per sender, so each board has one connection.
 
 ``Mutant[master]`` links open no connection and send nothing: the MuTAnT's data
 (trigger counters, over FDT) are not AsAd frames, and no test needs them. They are
@@ -112,7 +111,17 @@ async def check_routers_reachable(links: Iterable[DataLink], timeout: float = 3.
 
 
 class BoardStreamer:
-    """The CoBos of a data link table, each streaming synthetic events to its routers.
+    """The CoBos of a data link table: linked at Configure, streaming while Running.
+
+    As the hardware does (GET-PROTOCOL.md, "Data files"), each ``CoBo[N]`` opens its
+    TCP connection to its router at Configure (:meth:`connect`), sends one frame per
+    AsAd per event while Running (:meth:`start`, :meth:`resume`), keeps the
+    connection through Pause and Stop (:meth:`halt`) and closes it at Breakup
+    (:meth:`disconnect`).
+
+    Whether a real CoBo's event counter restarts at each Start is not settled:
+    ``restart_counter`` chooses (True: event 0 at every Start, so the router begins
+    a new file set; False: the count goes on across runs). Resume always goes on.
 
     Parameters
     ----------
@@ -123,9 +132,11 @@ class BoardStreamer:
     hits_per_asad
         Channels that fire per AsAd and event (0 to 272), 4 time buckets each.
     connect_timeout
-        Seconds a connection to a router may take in :meth:`start`.
+        Seconds a connection to a router may take in :meth:`connect`.
     seed
         Changes the content of the frames (the same seed gives the same data).
+    restart_counter
+        Start event numbers at 0 at each Start (True) or go on counting (False).
 
     Raises
     ------
@@ -134,7 +145,8 @@ class BoardStreamer:
     """
 
     def __init__(self, links: Iterable[DataLink], rate_hz: float, hits_per_asad: int, *,
-                 connect_timeout: float = 5.0, seed: int = 0) -> None:
+                 connect_timeout: float = 5.0, seed: int = 0,
+                 restart_counter: bool = True) -> None:
         links = list(links)
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, not {rate_hz}")
@@ -146,30 +158,36 @@ class BoardStreamer:
         self.hits_per_asad = hits_per_asad
         self.connect_timeout = connect_timeout
         self.seed = seed
-        #: Whole events (4 frames) sent per link since the last start.
+        self.restart_counter = restart_counter
+        #: Whole events (4 frames) sent per link since the last Start.
         self.events_sent: dict[DataLink, int] = {}
-        #: Links whose connection broke while streaming, and why.
+        #: The next event number of each link.
+        self.next_event: dict[DataLink, int] = dict.fromkeys(self.links, 0)
+        #: Links whose connection broke, and why.
         self.failures: dict[DataLink, OSError] = {}
+        self._writers: dict[DataLink, asyncio.StreamWriter] = {}
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
 
     @property
+    def connected(self) -> bool:
+        """Whether the links to the routers are open (between Configure and Breakup)."""
+        return bool(self._writers)
+
+    @property
     def running(self) -> bool:
-        """Whether the streams have been started and not stopped."""
+        """Whether the boards are sending events."""
         return bool(self._tasks)
 
-    async def start(self) -> None:
-        """Connect to every router, then stream until :meth:`stop`.
+    async def connect(self) -> None:
+        """Open every CoBo's connection to its router (Configure).
 
         Raises
         ------
         RouterUnreachable
             When a router cannot be reached; no connection is left open then.
-        RuntimeError
-            When already running.
         """
-        if self.running:
-            raise RuntimeError("the board streams are running already")
+        await self.disconnect()
         results = await asyncio.gather(
             *(_connect(link, self.connect_timeout) for link in self.links),
             return_exceptions=True)
@@ -179,14 +197,45 @@ class BoardStreamer:
                 if isinstance(result, asyncio.StreamWriter):
                     await _close(result)
             raise failed
-        self._stopping = asyncio.Event()
-        self.events_sent = dict.fromkeys(self.links, 0)
+        self._writers = dict(zip(self.links, results, strict=True))
         self.failures = {}
-        self._tasks = [asyncio.create_task(self._stream(link, writer), name=link.sender)
-                       for link, writer in zip(self.links, results, strict=True)]
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """End every stream after its current event, drain and close it.
+    async def start(self) -> None:
+        """Begin a run's acquisition (Start): events from 0, or on, as chosen.
+
+        Links not open yet (a streamer used on its own) are opened first.
+
+        Raises
+        ------
+        RouterUnreachable
+            When a link had to be opened and its router cannot be reached.
+        """
+        if self.links and not self._writers:
+            await self.connect()
+        if self.restart_counter:
+            self.next_event = dict.fromkeys(self.links, 0)
+        self.events_sent = dict.fromkeys(self.links, 0)
+        await self.resume()
+
+    async def resume(self) -> None:
+        """Send events on every open link until :meth:`halt`.
+
+        Raises
+        ------
+        RuntimeError
+            When already sending, or no link is open (never configured, or broken up).
+        """
+        if self.running:
+            raise RuntimeError("the boards are sending already")
+        if self.links and not self._writers:
+            raise RuntimeError("the boards are not linked to their routers: Configure first")
+        self._stopping = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._stream(link, writer), name=link.sender)
+                       for link, writer in self._writers.items()
+                       if not writer.is_closing()]
+
+    async def halt(self, timeout: float = 10.0) -> None:
+        """Stop sending after the current event (Pause, Stop); the links stay open.
 
         A stream whose router does not take its data within ``timeout`` seconds is cut.
         """
@@ -199,12 +248,22 @@ class BoardStreamer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def disconnect(self, timeout: float = 10.0) -> None:
+        """Stop sending and close every link (Breakup, or the end of the emulator)."""
+        await self.halt(timeout)
+        writers, self._writers = self._writers, {}
+        for writer in writers.values():
+            await _close(writer)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop everything: :meth:`disconnect`."""
+        await self.disconnect(timeout)
+
     async def _stream(self, link: DataLink, writer: asyncio.StreamWriter) -> None:
-        """Send events on one link until stopped, then close it; record a broken link."""
+        """Send events on one link until halted; record a broken link."""
         try:
             await self._send_events(link, writer)
             await writer.drain()
-            await _close(writer)
         except asyncio.CancelledError:
             writer.transport.abort()
             raise
@@ -215,19 +274,20 @@ class BoardStreamer:
             writer.transport.abort()
 
     async def _send_events(self, link: DataLink, writer: asyncio.StreamWriter) -> None:
-        """Write one frame per AsAd per event, paced at the rate, until stopped."""
+        """Write one frame per AsAd per event, paced at the rate, until halted."""
         loop = asyncio.get_running_loop()
         cobo, period = cobo_index(link.sender), 1 / self.rate_hz
-        event, due = 0, loop.time()
+        due = loop.time()
         while not self._stopping.is_set():
+            event = self.next_event[link]
             # The time stamp follows the event number, as a common trigger's would.
             stamp = round(event * period * TICKS_PER_SECOND) % (1 << 48)
             for asad in range(ASADS_PER_COBO):
                 writer.write(encode_frame(make_event(cobo, asad, event, self.hits_per_asad,
                                                      event_time=stamp, seed=self.seed)))
             await writer.drain()
-            event += 1
-            self.events_sent[link] = event
+            self.next_event[link] = event + 1
+            self.events_sent[link] = self.events_sent.get(link, 0) + 1
             # Keep the rate, but do not burst to catch up after falling behind.
             due = max(due + period, loop.time() - period)
             with contextlib.suppress(TimeoutError):

@@ -31,6 +31,7 @@ from .datapath import DataSettings
 from .ecc import DEFAULT_TRANSITION_SECONDS, EmulatedEcc, parse_transition_seconds
 from .router import add_router_parser
 from .server import EXAMPLE_CONFIG_DIR, EccEmulatorGroup, ListenError
+from .soap import Generation
 
 __all__ = ["add_emulate_parser", "run_ecc"]
 
@@ -77,8 +78,8 @@ def _add_ecc_parser(programs: argparse._SubParsersAction) -> None:
                         "the others take the next ones; 0 picks free ports (default 8083)")
     parser.add_argument("--count", type=_count, default=1, help="how many servers (default 1)")
     parser.add_argument("--config-dir", type=Path, default=EXAMPLE_CONFIG_DIR, metavar="DIR",
-                        help="directory of describe-*.xcfg, prepare-*.xcfg and "
-                        "configure-*.xcfg (default: the example configs shipped with attpcdaq)")
+                        help="directory of describe-* and configure-* files (.xcfg, else .xml; "
+                        "default: the example configs shipped with attpcdaq)")
     parser.add_argument("--transition-seconds", type=_transition_seconds, metavar="SPEC",
                         default=DEFAULT_TRANSITION_SECONDS,
                         help="how long a transition takes: SECONDS for every one (1.5), or "
@@ -95,8 +96,17 @@ def _add_ecc_parser(programs: argparse._SubParsersAction) -> None:
     parser.add_argument("--hits-per-asad", type=int, default=20, metavar="N",
                         help="channels hit per AsAd per event (default 20)")
     parser.add_argument("--no-data", action="store_true",
-                        help="boards send no data, and Configure does not check that the "
-                        "data routers of the table can be reached")
+                        help="boards send no data, and Configure does not link them to the "
+                        "data routers of the table")
+    parser.add_argument("--event-counter", choices=("restart", "continue"), default="restart",
+                        help="whether a board's event number starts at 0 at each Start "
+                        "(restart, the default) or counts on across runs (continue): not "
+                        "settled for real CoBos, so both are offered")
+    parser.add_argument("--gsoap", choices=[str(g) for g in Generation],
+                        default=str(Generation.UNQUALIFIED),
+                        help="behave as a server built with gSOAP 2.8.30 or later (2.8, the "
+                        "default: unqualified answers, prefixed arguments dropped) or an "
+                        "older one (2.7: qualified answers, prefixed arguments read)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every request and transition to stderr")
     parser.set_defaults(run=run_ecc)
@@ -112,10 +122,13 @@ def run_ecc(args: argparse.Namespace) -> int:
               "or is not a directory", file=sys.stderr)
         return 2
     try:
-        data = None if args.no_data else DataSettings(args.event_rate, args.hits_per_asad)
+        data = None if args.no_data else DataSettings(
+            args.event_rate, args.hits_per_asad,
+            restart_counter=args.event_counter == "restart")
         group = EccEmulatorGroup(args.count, host=args.host, port=args.port,
                                  config_dir=args.config_dir,
-                                 transition_seconds=args.transition_seconds, data=data)
+                                 transition_seconds=args.transition_seconds, data=data,
+                                 gsoap=args.gsoap)
     except (ValueError, OSError) as exc:
         print(f"attpcdaq emulate ecc: {exc}", file=sys.stderr)
         return 2

@@ -7,11 +7,15 @@ It behaves as GET-PROTOCOL.md says getEccSoapServer does:
 - while it runs, :meth:`EmulatedEcc.get_state` answers the old state, the running
   transition's code and "The ECC state machine is busy!";
 - a transition asked meanwhile is refused at once with ErrorCode = its own code;
-- a transition not allowed from the state, or whose configuration cannot be
-  read, answers ErrorCode = its own code and changes nothing.
-
-Refusals and failures always carry the asked operation's transition code
-(Describe 1 ... Undo 9), never 0.
+- a transition not allowed from the state is **ignored**: ErrorCode 0, nothing
+  changes (Describe and Configure still answer their last texts);
+- a transition that fails (a configuration that cannot be read, a described
+  board without a data link) answers ErrorCode = its own code (Describe 1 ...
+  Undo 9) with the real server's message, and keeps the state, except a failed
+  Breakup, which leaves the board Off (0);
+- Describe answers the ``<DataSenderSet>`` of the boards described; Configure the
+  data links in use, a newline and a ``<ConfigSet>`` holding the text of every
+  configuration file it used.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 from ..get.exceptions import BUSY_MESSAGE, PlanError, XmlError
 from ..get.states import OPERATIONS, Operation, State, Step, TransitionCode, step_for
 from ..get.xmldocs import ConfigId, DataLinkSet
 from .configs import ConfigDir, ConfigFileError, describe_boards
-from .datapath import DataPath, DataPathError, DataSettings
+from .datapath import DataPath, DataPathError
 
 __all__ = [
     "DEFAULT_TRANSITION_SECONDS",
@@ -44,9 +49,13 @@ __all__ = [
 DEFAULT_TRANSITION_SECONDS = 0.2
 # The code an operation reports, whatever state it starts from.
 _CODES = {step.operation: step.code for step in OPERATIONS}
-# The steps that read their own configuration file, by operation.
-_READS = {Operation.DESCRIBE: "describe", Operation.PREPARE: "prepare",
-          Operation.CONFIGURE: "configure"}
+# The file each step reads, by operation: (prefix, the ConfigId name it takes). Prepare
+# reads a configure- file, by its prepare name; prepare- files are never read.
+_READS = {Operation.DESCRIBE: ("describe", "describe"),
+          Operation.PREPARE: ("configure", "prepare"),
+          Operation.CONFIGURE: ("configure", "configure")}
+#: Special commands the real server knows; others are refused.
+SPECIAL_COMMANDS = frozenset({"asad-inject", "connect", "write", "writereg"})
 #: Seconds for every transition, or per operation.
 TransitionSeconds = float | Mapping[Operation | str, float]
 # ErrorCode of a non-transition call that fails (GetConfigIDs on a vanished directory).
@@ -139,14 +148,15 @@ class EmulatedEcc:
     Parameters
     ----------
     config_dir
-        Directory of ``describe-*.xcfg``, ``prepare-*.xcfg``, ``configure-*.xcfg``.
+        Directory of ``describe-*`` and ``configure-*`` files (``.xcfg``, else ``.xml``).
     transition_seconds
         How long each transition takes: a number for all, or a mapping
         Operation → seconds (operations it omits take
         :data:`DEFAULT_TRANSITION_SECONDS`).
     data
-        When given, the boards stream data to their routers while Running and
-        Configure checks that every router can be reached; None: no data side.
+        The boards' data side: they link to their routers at Configure and stream
+        while Running; None: no data side. The boards outlive a server process, so
+        a restarted server is given the same one.
 
     Raises
     ------
@@ -158,9 +168,9 @@ class EmulatedEcc:
 
     def __init__(self, config_dir: Path | str,
                  transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
-                 data: DataSettings | None = None) -> None:
+                 data: DataPath | None = None) -> None:
         self.configs = ConfigDir(config_dir)
-        self.data = DataPath(data) if data is not None else None
+        self.data = data
         self.durations = _durations(transition_seconds)
         self.state = State.IDLE
         #: The step running now, or None.
@@ -171,10 +181,13 @@ class EmulatedEcc:
         #: The boards of the describe file last described (None: the file names no Node).
         self.boards: frozenset[str] | None = None
         self.boards_file = ""
+        #: The files the configuration in force was read from: file name -> text.
+        self.files: dict[str, str] = {}
+        #: What Describe and Configure last answered (an ignored one answers it again).
+        self.texts: dict[Operation, str] = {}
         self._faults: dict[Operation, tuple[FaultKind, str]] = {}
         self._release: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._closing: asyncio.Future | None = None
 
     def __repr__(self) -> str:
         running = f", running {self.running.operation}" if self.running else ""
@@ -187,15 +200,25 @@ class EmulatedEcc:
         return StateAnswer(0, BUSY_MESSAGE, self.state, self.running.code)
 
     def get_config_ids(self) -> Answer:
-        """Answer GetConfigIDs: a ``<ConfigIdSet>`` of every combination of files."""
+        """Answer GetConfigIDs: every describe by configure name (prepare = configure).
+
+        One tab-indented ``<ConfigId>`` line per set, as the real server writes it;
+        a missing directory is an empty set, another filesystem error ErrorCode 1.
+        """
         try:
-            return Answer(0, "", ConfigId.list_as_xml(self.configs.config_ids()))
+            configs = self.configs.config_ids()
+        except FileNotFoundError:
+            configs = []
         except OSError as exc:
             return Answer(_OTHER_FAILURE, f"cannot list {self.configs.path}: {exc.strerror}")
+        lines = "".join(f"\t{config.as_xml()}\n" for config in configs)
+        return Answer(0, "", f"<ConfigIdSet>\n{lines}</ConfigIdSet>")
 
     def special(self, command: str, table: str = "") -> Answer:
-        """Answer Special: the emulator echoes the command in Text."""
-        return Answer(0, "", command)
+        """Answer Special: "" for the commands the real server knows, else ErrorCode 1."""
+        if command not in SPECIAL_COMMANDS:
+            return Answer(_OTHER_FAILURE, f"Special command '{command}' is unknown.")
+        return Answer(0, "", "")
 
     async def transition(self, operation: Operation | str, config_id: str = "",
                          table: str = "") -> Answer:
@@ -215,36 +238,61 @@ class EmulatedEcc:
             return Answer(_CODES[op], BUSY_MESSAGE)
         try:
             step = step_for(op, self.state)
-            accepted = self._check(step, config_id, table)
-        except (PlanError, _StepFailed) as exc:
-            return Answer(_CODES[op], str(exc))
+        except PlanError:
+            # The real state machine drops an event its state does not take: no error.
+            return Answer(0, "", self.texts.get(op, ""))
         self._faults.pop(op, None)
         self.running, self._task = step, asyncio.current_task()
         try:
-            return await self._perform(step, accepted, kind, message)
+            return await self._perform(step, config_id, table, kind, message)
         finally:
             self.running, self._task = None, None
 
-    async def _perform(self, step: Step, accepted: dict[str, object], kind: FaultKind | None,
+    async def _perform(self, step: Step, config_id: str, table: str, kind: FaultKind | None,
                        message: str) -> Answer:
-        """Take the step's time, then move on, unless a fault says otherwise."""
+        """Take the step's time, then move on, unless it fails or a fault says otherwise."""
         if kind is FaultKind.HANG:
             self._release = asyncio.Event()
             await self._release.wait()
-            return Answer(step.code, f"{step.operation} hung and was released by the "
-                          f"emulator; still {self.state.label}")
+            return self._failed(step, f"{step.operation} hung and was released by the "
+                                "emulator")
         await asyncio.sleep(self.durations[step.operation])
         if kind is FaultKind.FAIL:
-            return Answer(step.code, message)
-        if self.data is not None:
-            try:
+            return self._failed(step, message)
+        try:
+            accepted = self._check(step, config_id, table)
+            if self.data is not None:
                 await self.data.step(step.operation, accepted.get("links", self.links))
-            except DataPathError as exc:
-                return Answer(step.code, str(exc))
+        except _StepFailed as exc:
+            return self._failed(step, str(exc))
+        except DataPathError as exc:
+            return self._failed(step, str(exc))
         for name, value in accepted.items():
             setattr(self, name, value)
         self.state = step.target
-        return Answer(0, "")
+        text = self._text(step.operation)
+        if step.operation in (Operation.DESCRIBE, Operation.CONFIGURE):
+            self.texts[step.operation] = text
+        return Answer(0, "", text)
+
+    def _failed(self, step: Step, message: str) -> Answer:
+        """A failed step keeps its state, except Breakup, which leaves the board Off."""
+        if step.operation is Operation.BREAKUP:
+            self.state = State.OFF
+        return Answer(step.code, message)
+
+    def _text(self, operation: Operation) -> str:
+        """What a successful Describe or Configure answers; the others answer ""."""
+        if operation is Operation.DESCRIBE:
+            senders = "".join(f"\t<DataSender id={quoteattr(board)} />\n"
+                              for board in sorted(self.boards or ()))
+            return f"<DataSenderSet>\n{senders}</DataSenderSet>"
+        if operation is Operation.CONFIGURE:
+            files = "".join(f"<File filename={quoteattr(name)}>{escape(text)}</File>"
+                            for name, text in self.files.items())
+            links = self.links.as_xml() if self.links else "<DataLinkSet/>"
+            return f"{links}\n<ConfigSet>{files}</ConfigSet>"
+        return ""
 
     def _check(self, step: Step, config_id: str, table: str) -> dict[str, object]:
         """Read what the step needs; return the attributes to set if it succeeds."""
@@ -253,31 +301,45 @@ class EmulatedEcc:
             return {}
         try:
             config = ConfigId.from_xml(config_id)
-            root = self.configs.read(_READS[op], getattr(config, _READS[op]))
-        except (XmlError, ConfigFileError) as exc:
-            raise _StepFailed(f"{op} failed: {exc}") from None
+        except XmlError:
+            raise _StepFailed(f"Configuration identifier '{config_id}' is not valid.") from None
+        prefix, name = _READS[op]
+        try:
+            found = self.configs.read(prefix, getattr(config, name))
+        except ConfigFileError as exc:
+            raise _StepFailed(f"Exception: {exc}") from None
         accepted: dict[str, object] = {"config": config}
         if op is Operation.DESCRIBE:
-            accepted["boards"] = describe_boards(root)
-            accepted["boards_file"] = config.filenames()["describe"]
+            accepted["boards"] = describe_boards(found.root)
+            accepted["boards_file"] = found.filename
+            accepted["files"] = {found.filename: found.text}
+        elif op is Operation.PREPARE:
+            accepted["files"] = {**self.files, found.filename: found.text}
         elif op is Operation.CONFIGURE:
+            accepted["files"] = {**self.files, found.filename: found.text}
             accepted["links"] = self._links(table)
         return accepted
 
     def _links(self, table: str) -> DataLinkSet:
-        """Read Configure's table, refusing senders the described hardware lacks."""
+        """The links of Configure's table that this server keeps.
+
+        As the real server: one link per sender (the first stays), links for senders
+        it does not control are dropped, and only a described board without a link
+        fails (GET-PROTOCOL.md, "table").
+        """
         try:
-            links = DataLinkSet.from_xml(table)
+            links = DataLinkSet.from_xml(table) if table.strip() else DataLinkSet(())
         except XmlError as exc:
-            raise _StepFailed(f"Configure failed: cannot read the table: {exc}") from None
-        if not links:
-            raise _StepFailed("Configure failed: the DataLinkSet holds no DataLink")
-        unknown = sorted({link.sender for link in links} - (self.boards or set()))
-        if self.boards is not None and unknown:
-            raise _StepFailed(
-                f"Configure failed: DataSender {', '.join(unknown)} is not a board of "
-                f"{self.boards_file} (its boards: {', '.join(sorted(self.boards)) or 'none'})")
-        return links
+            raise _StepFailed(f"Exception: cannot read the data link table: {exc}") from None
+        kept: dict[str, object] = {}
+        for link in links:
+            if self.boards is None or link.sender in self.boards:
+                kept.setdefault(link.sender, link)
+        for board in sorted(self.boards or ()):
+            if board not in kept:
+                raise _StepFailed(f"Could not find a valid data router for data sender "
+                                  f"'{board}'")
+        return DataLinkSet(tuple(kept[sender] for sender in sorted(kept)))
 
     @property
     def faults(self) -> dict[str, str]:
@@ -305,11 +367,10 @@ class EmulatedEcc:
             self._release = None
 
     def kill(self) -> None:
-        """Stop a running transition without an answer, as the death of the process does."""
+        """Stop a running transition without an answer, as the death of the process does.
+
+        The boards are hardware: they go on acquiring (see :mod:`.datapath`).
+        """
         self._faults.clear()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
-        if self.data is not None and self.data.streamer is not None:
-            # A dead server's boards stop sending; their sockets close with the loop's.
-            self.data.streamer, streamer = None, self.data.streamer
-            self._closing = asyncio.ensure_future(streamer.stop(timeout=1.0))

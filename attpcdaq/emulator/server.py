@@ -1,7 +1,8 @@
 """Emulated ECC servers on real sockets: SOAP over HTTP with aiohttp, many per process.
 
 Each :class:`EccServer` listens on its own port with its own aiohttp runner, so one
-can crash or exit while the others serve on. Any ``POST`` is a SOAP request
+can crash or exit while the others serve on. Like gSOAP without keep-alive, every
+answer closes its connection (``Connection: close``). Any ``POST`` is a SOAP request
 (getEccSoapServer ignores the path and the SOAPAction), except the control
 endpoint ``POST /_emulator/fault``, which takes JSON such as
 ``{"action": "fail", "operation": "Configure", "message": "no clock"}`` (actions:
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from ..get.states import Operation
 from . import soap
-from .datapath import DataSettings
+from .datapath import DataPath, DataSettings
 from .ecc import (
     DEFAULT_TRANSITION_SECONDS,
     Answer,
@@ -68,11 +69,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, content_type=_XML, charset="utf-8")
-
-
-def _text(answer: Answer) -> bytes:
-    return soap.response_text(answer.code, answer.message, answer.text)
+    response = web.Response(body=body, status=status, content_type=_XML, charset="utf-8")
+    response.force_close()  # gSOAP without keep-alive: one request per connection
+    return response
 
 
 class EccServer:
@@ -82,18 +81,27 @@ class EccServer:
     ----------
     host, port
         Where to listen; port 0 picks a free port (read :attr:`port` after start).
-    config_dir, transition_seconds, data
+    config_dir, transition_seconds
         Passed to :class:`~attpcdaq.emulator.ecc.EmulatedEcc`.
+    data
+        How the boards send data (None: no data side). The boards belong to the
+        server object, not to its process: they survive :meth:`crash` and
+        :meth:`restart`, as hardware does, and stop at :meth:`stop`.
+    gsoap
+        The gSOAP generation to behave as, ``"2.8"`` (current GET releases,
+        the default) or ``"2.7"`` (see :class:`~attpcdaq.emulator.soap.Generation`).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  config_dir: Path | str = EXAMPLE_CONFIG_DIR,
                  transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
-                 data: DataSettings | None = None) -> None:
+                 data: DataSettings | None = None,
+                 gsoap: soap.Generation | str = soap.Generation.UNQUALIFIED) -> None:
         self.host = host
         self.port = port
-        self.ecc = EmulatedEcc(config_dir, transition_seconds, data)
-        self._data = data
+        self.generation = soap.Generation(gsoap)
+        self.boards = DataPath(data) if data is not None else None
+        self.ecc = EmulatedEcc(config_dir, transition_seconds, self.boards)
         self._config_dir = config_dir
         #: Set once the server has stopped; :attr:`stop_reason` says why.
         self.stopped = asyncio.Event()
@@ -141,11 +149,22 @@ class EccServer:
         self.stopped.clear()
 
     async def stop(self, reason: str = "stop") -> None:
-        """Stop listening, cancel what runs and close every connection."""
+        """Stop listening, cancel what runs and close every connection.
+
+        The boards stop too, except when the process "dies" (``crash``) or
+        :meth:`restart` takes its place: the hardware goes on acquiring then.
+        """
         if self._stop_task is None:
             self._stop_task = asyncio.ensure_future(self._stop(reason))
         # Shielded: a cancelled caller must not leave the runner half cleaned up.
         await asyncio.shield(self._stop_task)
+        if reason not in ("crash", "restart"):
+            await self.stop_boards()
+
+    async def stop_boards(self) -> None:
+        """Stop the boards' streams and close their links to the routers."""
+        if self.boards is not None:
+            await self.boards.close()
 
     async def _stop(self, reason: str) -> None:
         runner = self._runner
@@ -163,9 +182,13 @@ class EccServer:
         await self.stop("crash")
 
     async def restart(self) -> None:
-        """Start again on the same port with a fresh Idle state machine, as a new process."""
-        await self.stop()
-        self.ecc = EmulatedEcc(self._config_dir, self.ecc.durations, self._data)
+        """Start again on the same port with a fresh Idle state machine, as a new process.
+
+        The boards are not told: those that were acquiring go on (GET-PROTOCOL.md).
+        """
+        if self.serving:
+            await self.stop("restart")
+        self.ecc = EmulatedEcc(self._config_dir, self.ecc.durations, self.boards)
         await self.start()
 
     async def _drop_everything(self) -> None:
@@ -188,7 +211,7 @@ class EccServer:
     async def _soap(self, request: web.Request) -> web.StreamResponse:
         """Serve one SOAP request, whatever its path."""
         try:
-            call = soap.parse_request(await request.read())
+            call = soap.parse_request(await request.read(), self.generation)
         except soap.SoapError as exc:
             log.info("ECC server %s: SOAP fault: %s", self.url, exc)
             return _xml(soap.fault(str(exc), exc.code), status=500)
@@ -196,11 +219,11 @@ class EccServer:
         if call.operation == "GetState":
             state = self.ecc.get_state()
             return _xml(soap.response_state(state.code, state.message, state.state,
-                                            state.transition))
+                                            state.transition, self.generation))
         if call.operation == "GetConfigIDs":
-            return _xml(_text(self.ecc.get_config_ids()))
+            return _xml(self._text(self.ecc.get_config_ids()))
         if call.operation == "Special":
-            return _xml(_text(self.ecc.special(arguments["command"], arguments["table"])))
+            return _xml(self._text(self.ecc.special(arguments["command"], arguments["table"])))
         if call.operation == "ServerExit":
             return await self._server_exit(request)
         return await self._transition(call.operation, arguments)
@@ -216,12 +239,14 @@ class EccServer:
             # The connection is gone: whatever is returned here is never sent.
             return web.Response(status=500)
         log.info("ECC server %s: %s -> %d %s", self.url, operation, answer.code, answer.message)
-        return _xml(_text(answer))
+        return _xml(self._text(answer))
+
+    def _text(self, answer: Answer) -> bytes:
+        return soap.response_text(answer.code, answer.message, answer.text, self.generation)
 
     async def _server_exit(self, request: web.Request) -> web.Response:
         """Answer first, then stop, as the real process answers and exits."""
-        response = _xml(soap.response(0, ""))
-        response.force_close()
+        response = _xml(soap.response(0, "", self.generation))
         await response.prepare(request)
         await response.write_eof()
         self._spawn(self.stop("exit"))
@@ -285,8 +310,8 @@ class EccEmulatorGroup:
         The address to listen on.
     port
         The first port; 0 gives every server a free port (not consecutive).
-    config_dir, transition_seconds, data
-        Passed to every server's :class:`~attpcdaq.emulator.ecc.EmulatedEcc`.
+    config_dir, transition_seconds, data, gsoap
+        Passed to every :class:`EccServer`.
 
     Raises
     ------
@@ -299,13 +324,14 @@ class EccEmulatorGroup:
     def __init__(self, count: int = 1, *, host: str = "127.0.0.1", port: int = 0,
                  config_dir: Path | str = EXAMPLE_CONFIG_DIR,
                  transition_seconds: TransitionSeconds = DEFAULT_TRANSITION_SECONDS,
-                 data: DataSettings | None = None) -> None:
+                 data: DataSettings | None = None,
+                 gsoap: soap.Generation | str = soap.Generation.UNQUALIFIED) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
         if port < 0 or (port and port + count - 1 > 65535):
             raise ValueError(f"ports {port}-{port + count - 1} are not all in 1-65535")
         self.servers = [EccServer(host, port + number if port else 0, config_dir,
-                                  transition_seconds, data) for number in range(count)]
+                                  transition_seconds, data, gsoap) for number in range(count)]
 
     async def __aenter__(self) -> EccEmulatorGroup:
         await self.start()
@@ -330,8 +356,9 @@ class EccEmulatorGroup:
             raise
 
     async def stop(self) -> None:
-        """Stop every server still serving."""
+        """Stop every server still serving, and every server's boards."""
         await asyncio.gather(*(server.stop() for server in self.servers if server.serving))
+        await asyncio.gather(*(server.stop_boards() for server in self.servers))
 
     async def wait_stopped(self) -> None:
         """Return once every server has stopped (by ServerExit, crash or stop)."""

@@ -1,23 +1,29 @@
 """The ECC server's side of SOAP 1.1: read a request, write an answer or a Fault.
 
-A request names its operation by the one element of its Body, qualified in
-``urn:ecc`` whatever the prefix; every argument is a string child element::
+A request names its operation by the one element of its Body, in ``urn:ecc``
+whatever the prefix (or the default namespace); every argument is a string child::
 
     <e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>
-      <q:Describe xmlns:q="urn:ecc"><q:configID>&lt;ConfigId&gt;...</q:configID>
-        <q:table>...</q:table></q:Describe>
+      <Describe xmlns="urn:ecc"><configID>&lt;ConfigId&gt;...</configID>
+        <table>...</table></Describe>
     </e:Body></e:Envelope>
 
-Answers are written as gSOAP writes them, with the prefixes ``SOAP-ENV`` and ``ns``::
+Two generations of gSOAP build the real servers, and they differ on the operation's
+children (:class:`Generation`): up to 2.8.29 they are qualified, and a prefixed
+child (``<q:configID>``) is read; from 2.8.30 they are unqualified, and a prefixed
+child is silently skipped, so that argument arrives as "". A missing argument is ""
+in both. Answers are written as gSOAP writes them, prefixes ``SOAP-ENV`` and
+``ns``, the children qualified or not by generation::
 
     <SOAP-ENV:Envelope xmlns:SOAP-ENV="..." xmlns:ns="urn:ecc"><SOAP-ENV:Body>
-      <ns:ResponseState><ns:ErrorCode>0</ns:ErrorCode><ns:ErrorMessage></ns:ErrorMessage>
-        <ns:State>1</ns:State><ns:Transition>0</ns:Transition></ns:ResponseState>
+      <ns:ResponseState><ErrorCode>0</ErrorCode><ErrorMessage></ErrorMessage>
+        <State>1</State><Transition>0</Transition></ns:ResponseState>
     </SOAP-ENV:Body></SOAP-ENV:Envelope>
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -28,6 +34,7 @@ __all__ = [
     "ECC_NS",
     "OPERATION_ARGUMENTS",
     "SOAP_ENV",
+    "Generation",
     "SoapError",
     "SoapRequest",
     "fault",
@@ -60,6 +67,16 @@ OPERATION_ARGUMENTS: dict[str, tuple[str, ...]] = {
 # Requests come from the network: no entities, no DTD loading, no network, no huge trees.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                           huge_tree=False)
+
+
+class Generation(enum.StrEnum):
+    """The gSOAP generation a server was built with (GET-PROTOCOL.md, "Namespaces")."""
+
+    #: gSOAP up to 2.8.29: qualified children, prefixed children read.
+    QUALIFIED = "2.7"
+    #: gSOAP 2.8.30 and later (what current GET releases use): unqualified children,
+    #: prefixed children dropped.
+    UNQUALIFIED = "2.8"
 
 
 class SoapError(ValueError):
@@ -120,14 +137,13 @@ def _check_headers(header: etree._Element | None) -> None:
                             "SOAP-ENV:MustUnderstand")
 
 
-def parse_request(body: bytes) -> SoapRequest:
+def parse_request(body: bytes, generation: Generation = Generation.UNQUALIFIED) -> SoapRequest:
     """Read a SOAP request: its operation (an element in ``urn:ecc``) and arguments.
 
     Raises
     ------
     SoapError
-        When the body is not XML, not a SOAP 1.1 envelope, names no known
-        operation, or lacks a required argument.
+        When the body is not XML, not a SOAP 1.1 envelope or names no known operation.
     """
     elements = _elements(_envelope_body(body))
     if not elements:
@@ -138,16 +154,21 @@ def parse_request(body: bytes) -> SoapRequest:
         qname = etree.QName(node)
         raise SoapError(f"Method '{qname.localname}' in namespace {qname.namespace!r} not "
                         "implemented: method name or namespace not recognized")
-    return SoapRequest(operation, _arguments(node, operation))
+    return SoapRequest(operation, _arguments(node, operation, generation))
 
 
-def _arguments(node: etree._Element, operation: str) -> dict[str, str]:
-    """The required string arguments of ``operation``; unknown children are ignored."""
+def _arguments(node: etree._Element, operation: str,
+               generation: Generation) -> dict[str, str]:
+    """The string arguments of ``operation``; unknown children are ignored, missing ones
+    are "" (gSOAP fills in an absent string)."""
     found: dict[str, str] = {}
     for child in _elements(node):
         name = etree.QName(child)
-        # gSOAP is lenient about unqualified arguments; so are we.
+        # Both generations read an unprefixed child, whether it inherits urn:ecc from
+        # a default namespace or has none; only the old one reads a prefixed child.
         if name.namespace not in (ECC_NS, None):
+            continue
+        if child.prefix is not None and generation is Generation.UNQUALIFIED:
             continue
         if name.localname in found:
             raise SoapError(f"{operation}: argument {name.localname} given twice")
@@ -155,10 +176,7 @@ def _arguments(node: etree._Element, operation: str) -> dict[str, str]:
             raise SoapError(f"{operation}: argument {name.localname} must be a string, "
                             "not XML elements (escape its XML)")
         found[name.localname] = child.text or ""
-    missing = [arg for arg in OPERATION_ARGUMENTS[operation] if arg not in found]
-    if missing:
-        raise SoapError(f"{operation}: missing required argument {', '.join(missing)}")
-    return {arg: found[arg] for arg in OPERATION_ARGUMENTS[operation]}
+    return {arg: found.get(arg, "") for arg in OPERATION_ARGUMENTS[operation]}
 
 
 def _envelope(payload: etree._Element) -> bytes:
@@ -167,26 +185,31 @@ def _envelope(payload: etree._Element) -> bytes:
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
 
-def _answer(name: str, **fields: object) -> bytes:
+def _answer(name: str, generation: Generation, **fields: object) -> bytes:
     node = etree.Element(f"{{{ECC_NS}}}{name}", nsmap=_NSMAP)
+    child_ns = f"{{{ECC_NS}}}" if generation is Generation.QUALIFIED else ""
     for key, value in fields.items():
-        etree.SubElement(node, f"{{{ECC_NS}}}{key}").text = str(value)
+        etree.SubElement(node, f"{child_ns}{key}").text = str(value)
     return _envelope(node)
 
 
-def response(code: int, message: str) -> bytes:
+def response(code: int, message: str,
+             generation: Generation = Generation.UNQUALIFIED) -> bytes:
     """The ``Response`` answer (ServerExit's)."""
-    return _answer("Response", ErrorCode=int(code), ErrorMessage=message)
+    return _answer("Response", generation, ErrorCode=int(code), ErrorMessage=message)
 
 
-def response_text(code: int, message: str, text: str) -> bytes:
+def response_text(code: int, message: str, text: str,
+                  generation: Generation = Generation.UNQUALIFIED) -> bytes:
     """The ``ResponseText`` answer (transitions, GetConfigIDs, Special)."""
-    return _answer("ResponseText", ErrorCode=int(code), ErrorMessage=message, Text=text)
+    return _answer("ResponseText", generation, ErrorCode=int(code), ErrorMessage=message,
+                   Text=text)
 
 
-def response_state(code: int, message: str, state: int, transition: int) -> bytes:
+def response_state(code: int, message: str, state: int, transition: int,
+                   generation: Generation = Generation.UNQUALIFIED) -> bytes:
     """The ``ResponseState`` answer (GetState)."""
-    return _answer("ResponseState", ErrorCode=int(code), ErrorMessage=message,
+    return _answer("ResponseState", generation, ErrorCode=int(code), ErrorMessage=message,
                    State=int(state), Transition=int(transition))
 
 

@@ -3,6 +3,18 @@
 Built on zeep with the project's own WSDL (``ecc.wsdl``, parsed once per process):
 zeep builds and reads the SOAP, aiohttp carries it (about a third of httpx's CPU per call,
 which matters when the engine polls hundreds of servers every second).
+
+Two generations of server are in the field and read requests differently: gSOAP up
+to 2.8.29 qualifies the operation's children, from 2.8.30 it leaves them unqualified
+and silently drops a prefixed child (``<ns0:configID>`` arrives as ""). So every
+request is rewritten to the one form both read, the default namespace with
+unprefixed children (``<Describe xmlns="urn:ecc"><configID>...``), and answers are
+read whether their children are qualified or not (:class:`_EveryGeneration`).
+
+A transition answered ErrorCode 0 is no proof: the real server ignores a transition
+its state does not allow and answers 0. :meth:`EccClient.run_step` confirms every
+step with GetState and raises :class:`~attpcdaq.get.exceptions.EccIgnored` when
+the board did not move.
 Every call is bounded by a timeout (one for GetState and the quick calls, a longer
 one for transitions, which block on the server until done) and every failure
 becomes an :class:`~attpcdaq.get.exceptions.EccError` naming the server.
@@ -29,15 +41,17 @@ from zeep.wsdl.utils import etree_to_string
 
 from .exceptions import (
     BUSY_MESSAGE,
+    EccAnswerLost,
     EccBusy,
     EccHttpError,
+    EccIgnored,
     EccProtocolError,
     EccRefused,
     EccSoapFault,
     EccTimeout,
     EccUnreachable,
 )
-from .states import Operation, State, TransitionCode
+from .states import Operation, State, Step, TransitionCode
 from .xmldocs import ConfigId, DataLinkSet, parse_config_list
 
 __all__ = [
@@ -81,6 +95,39 @@ class TextReply:
 
 
 _FAULT = "{http://schemas.xmlsoap.org/soap/envelope/}Fault"
+_SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}Body"
+_ECC = "urn:ecc"
+
+
+class _EveryGeneration(zeep.Plugin):
+    """Speak to servers of every gSOAP generation (see the module docstring).
+
+    Out: the operation element is rebuilt in the default namespace, its children
+    unprefixed (in ``urn:ecc`` by inheritance, which the old servers want, with no
+    prefix, which the new ones need). In: the answer's children are put in
+    ``urn:ecc`` when they came unqualified, as the WSDL (qualified) expects.
+    """
+
+    def egress(self, envelope, http_headers, operation, binding_options):
+        body = envelope.find(_SOAP_BODY)
+        if body is not None and len(body):
+            old = body[0]
+            new = etree.Element(old.tag, nsmap={None: _ECC})
+            for child in old:
+                etree.SubElement(new, f"{{{_ECC}}}{etree.QName(child).localname}").text = \
+                    child.text or ""
+            body.replace(old, new)
+        return envelope, http_headers
+
+    def ingress(self, envelope, http_headers, operation):
+        body = envelope.find(_SOAP_BODY)
+        for answer in body if body is not None else ():
+            if not isinstance(answer.tag, str) or etree.QName(answer).namespace != _ECC:
+                continue  # a Fault's children are unqualified by SOAP's own rule
+            for child in answer:
+                if isinstance(child.tag, str) and etree.QName(child).namespace is None:
+                    child.tag = f"{{{_ECC}}}{child.tag}"
+        return envelope, http_headers
 
 
 class _Reply:
@@ -196,8 +243,11 @@ class EccClient:
         self.transition_timeout = transition_timeout
         # The asyncio timeout bounds each call; aiohttp's is only a backstop.
         self._transport = _EccTransport(timeout=max(state_timeout, transition_timeout) + 5)
-        settings = zeep.Settings(strict=False, xml_huge_tree=False)
-        self._zeep = zeep.AsyncClient(_wsdl(), transport=self._transport, settings=settings)
+        # Configure's answer holds every configuration file's text: it can pass lxml's
+        # default limit on one text node, so huge trees are allowed (entities never are).
+        settings = zeep.Settings(strict=False, xml_huge_tree=True)
+        self._zeep = zeep.AsyncClient(_wsdl(), transport=self._transport, settings=settings,
+                                      plugins=[_EveryGeneration()])
         # AsyncClient.create_service returns a sync proxy (a zeep quirk): build the async one.
         self._service = AsyncServiceProxy(self._zeep, _wsdl().bindings[_BINDING], address=url)
 
@@ -233,8 +283,8 @@ class EccClient:
                 aiohttp.ClientResponseError, ConnectionError) as exc:
             # Reset, closed before or amid the answer, or an answer that is not HTTP.
             if not isinstance(exc.__cause__, ContentEncodingError):
-                raise EccUnreachable(self.url, f"{operation}: connection closed without an "
-                                     f"answer: {_http_reason(exc)}") from None
+                raise EccAnswerLost(self.url, f"{operation}: connection closed without an "
+                                    f"answer: {_http_reason(exc)}") from None
             raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
         except aiohttp.ClientError as exc:
             raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
@@ -325,8 +375,57 @@ class EccClient:
                                 configID=config.as_xml() if config else "",
                                 table=links.as_xml() if links else "")
 
+    async def run_step(self, step: Step, config: ConfigId | None,
+                       links: DataLinkSet | None) -> tuple[TextReply, StateReply]:
+        """Run one step and confirm with GetState that the board moved.
+
+        An answer lost on the way (the connection closed before it came) is not
+        the end: GetState is polled until no transition runs, then the state says
+        what happened.
+
+        Returns
+        -------
+        The transition's answer (its text: Describe's senders, Configure's links and
+        configuration files) and the GetState that confirmed it.
+
+        Raises
+        ------
+        EccIgnored
+            When the server answered 0 but the board is still in the step's source
+            state (not allowed from the state it was really in), or is elsewhere.
+        EccError
+            When the transition failed, was refused, timed out or the server could
+            not be reached (see :meth:`transition`).
+        """
+        try:
+            reply = await self.transition(step.operation, config, links)
+        except EccAnswerLost:
+            state = await self._settled_state(step)
+            if state.state != step.target:
+                raise
+            return TextReply(0, "", ""), state
+        state = await self.get_state()
+        if state.transitioning:  # another client's transition slipped in between
+            state = await self._settled_state(step)
+        if state.state != step.target:
+            raise EccIgnored(self.url, str(step.operation), state.state, step.target)
+        return reply, state
+
+    async def _settled_state(self, step: Step) -> StateReply:
+        """Poll GetState until no transition runs, within the transition timeout."""
+        try:
+            async with asyncio.timeout(self.transition_timeout):
+                # A remote state: nothing to wait on but the next poll.
+                while (state := await self.get_state()).transitioning:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise EccTimeout(self.url, f"{step.operation}: still "
+                             f"{state.transition.label.lower()} after "
+                             f"{self.transition_timeout:g} s") from None
+        return state
+
     async def special(self, command: str, table: str = "") -> TextReply:
-        """Send a ``Special`` command (server-specific; the emulator echoes it)."""
+        """Send a ``Special`` command (asad-inject, connect, write, writereg)."""
         return await self._text("Special", self.state_timeout, command=command, table=table)
 
     async def server_exit(self) -> None:

@@ -7,20 +7,24 @@ Catch at the level you care about::
     ├── XmlError              a ConfigId / DataLinkSet / config list that cannot be read
     └── EccError              anything that went wrong talking to one ECC server (has .url)
         ├── EccUnreachable    connection refused, reset or closed before an answer
+        │   └── EccAnswerLost the request went out, the answer never came
         ├── EccTimeout        no answer within the timeout
         ├── EccHttpError      an HTTP status other than 200 (and not a SOAP fault)
         ├── EccSoapFault      the server answered with a SOAP Fault
         ├── EccProtocolError  an answer that is not the SOAP the protocol promises
-        └── EccRefused        the server answered ErrorCode != 0 (has .code, .message)
-            └── EccBusy       refused because another transition is running
+        ├── EccRefused        the server answered ErrorCode != 0 (has .code, .message)
+        │   └── EccBusy       refused because another transition is running
+        └── EccIgnored        answered 0, but GetState shows the board did not move
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "EccAnswerLost",
     "EccBusy",
     "EccError",
     "EccHttpError",
+    "EccIgnored",
     "EccProtocolError",
     "EccRefused",
     "EccSoapFault",
@@ -59,6 +63,13 @@ class EccUnreachable(EccError):
     """The server could not be reached or closed the connection without answering."""
 
 
+class EccAnswerLost(EccUnreachable):
+    """The request was sent but the connection closed before the answer came.
+
+    Unlike a refused connection, the server may have done what was asked.
+    """
+
+
 class EccTimeout(EccError):
     """The server did not answer within the timeout."""
 
@@ -91,3 +102,18 @@ class EccRefused(EccError):
 
 class EccBusy(EccRefused):
     """Refused because the server's state machine is running another transition."""
+
+
+class EccIgnored(EccError):
+    """The server answered ErrorCode 0 but the board is not where the step leads.
+
+    The real server ignores a transition its state does not allow and still
+    answers 0, so only GetState tells. The detail reads ``ignored Configure: it
+    is Described``, to follow the board's name.
+    """
+
+    def __init__(self, url: str, operation: str, state, target) -> None:
+        self.operation = operation
+        self.state = state
+        self.target = target
+        super().__init__(url, f"ignored {operation}: it is {state.label}")

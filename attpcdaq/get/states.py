@@ -5,7 +5,13 @@ are those the ECC server speaks on the wire (see GET-PROTOCOL.md)::
 
     Idle --Describe--> Described --Prepare--> Prepared --Configure--> Ready
     Ready --Start--> Running --Pause--> Paused --Resume--> Running
-    Running/Paused --Stop--> Ready --Breakup--> Prepared --Undo--> Described --Undo--> Idle
+    Running/Paused --Stop--> Ready
+    Ready/Running/Paused --Breakup--> Prepared --Undo--> Described --Undo--> Idle
+    Off --Breakup--> Prepared   (Off is where a failed Breakup leaves a board)
+
+The real server ignores a transition its state does not allow (it answers
+ErrorCode 0 and nothing moves), so the table is also what a client must check
+before it trusts an answer.
 """
 
 from __future__ import annotations
@@ -109,6 +115,9 @@ OPERATIONS: tuple[Step, ...] = (
     Step(Op.STOP, S.RUNNING, S.READY, T.STOPPING),
     Step(Op.STOP, S.PAUSED, S.READY, T.STOPPING),
     Step(Op.BREAKUP, S.READY, S.PREPARED, T.BREAKING_UP),
+    Step(Op.BREAKUP, S.RUNNING, S.PREPARED, T.BREAKING_UP),  # stops the run first
+    Step(Op.BREAKUP, S.PAUSED, S.PREPARED, T.BREAKING_UP),
+    Step(Op.BREAKUP, S.OFF, S.PREPARED, T.BREAKING_UP),  # the way out of a failed Breakup
     Step(Op.UNDO, S.PREPARED, S.DESCRIBED, T.RESETTING),
     Step(Op.UNDO, S.DESCRIBED, S.IDLE, T.RESETTING),
 )
@@ -135,13 +144,16 @@ def step_for(operation: Operation | str, source: State | int) -> Step:
 def backward_step(source: State | int) -> Step:
     """Return the one step back from ``source`` (what "Reset" does).
 
+    Running and Paused go back by Stop (to Ready), Ready by Breakup, Off by
+    Breakup (to Prepared: the only way out of a failed Breakup).
+
     Raises
     ------
     PlanError
-        From Idle or Off, where there is nothing to go back to.
+        From Idle, where there is nothing to go back to.
     """
     state = State(source)
-    for step in OPERATIONS:
+    for step in OPERATIONS:  # in table order: Stop comes before Breakup
         if step.source == state and not step.forward:
             return step
     raise PlanError(f"there is no step back from {state.label}")
@@ -151,20 +163,20 @@ def plan(current: State | int, target: State | int) -> list[Step]:
     """Return the shortest list of steps from ``current`` to ``target``.
 
     ``plan(IDLE, READY)`` is Describe, Prepare, Configure; ``plan(RUNNING, IDLE)``
-    is Stop, Breakup, Undo, Undo; ``plan(x, x)`` is empty.
+    is Breakup, Undo, Undo (Breakup stops the run first); ``plan(RUNNING, READY)``
+    is Stop; ``plan(OFF, IDLE)`` is Breakup, Undo, Undo; ``plan(x, x)`` is empty.
 
     Raises
     ------
     PlanError
-        When either state is Off or not a state, or no path exists.
+        When either state is not a state, the target is Off, or no path exists.
     """
     try:
         start, goal = State(current), State(target)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
-    if State.OFF in (start, goal):
-        raise PlanError(f"cannot plan from {start.label} to {goal.label}: a board that is Off "
-                        "must be powered and its ECC server restarted")
+    if goal == State.OFF:
+        raise PlanError("Off is not a target: a board is Off only after a failed Breakup")
     came_from: dict[State, Step | None] = {start: None}
     queue = deque([start])
     while queue:

@@ -21,6 +21,7 @@ from attpcdaq.get import (
     Operation,
     State,
     TransitionCode,
+    parse_configure_answer,
 )
 from attpcdaq.get.exceptions import BUSY_MESSAGE
 
@@ -108,30 +109,67 @@ async def test_a_transition_asked_during_another_is_refused_at_once(
     assert (await client.get_state()).state == State.DESCRIBED
 
 
-@pytest.mark.parametrize(("op", "code"), [(Op.CONFIGURE, 3), (Op.START, 4), (Op.UNDO, 9),
-                                          (Op.STOP, 5)])
-async def test_a_transition_not_allowed_from_the_state_is_refused(client, op, code):
-    with pytest.raises(EccRefused) as info:
-        await client.transition(op, COBO0, COBO0_LINKS)
-    assert not isinstance(info.value, EccBusy)
-    assert info.value.code == code
-    assert info.value.message == f"{op} is not allowed from Idle"
+@pytest.mark.parametrize("op", [Op.CONFIGURE, Op.START, Op.UNDO, Op.STOP, Op.BREAKUP,
+                                Op.RESUME])
+async def test_a_transition_not_allowed_from_the_state_is_ignored(client, server, op):
+    # The real state machine drops the event: ErrorCode 0, no message, nothing moves.
+    reply = await client.transition(op, COBO0, COBO0_LINKS)
+    assert (reply.error_code, reply.error_message, reply.text) == (0, "", "")
     assert (await client.get_state()).state == State.IDLE
+    assert server.ecc.links is None
+
+
+async def test_an_ignored_describe_or_configure_answers_its_last_text(client):
+    described = (await client.transition(Op.DESCRIBE, COBO0, COBO0_LINKS)).text
+    assert described == '<DataSenderSet>\n\t<DataSender id="CoBo[0]" />\n</DataSenderSet>'
+    assert (await client.transition(Op.DESCRIBE, COBO0, COBO0_LINKS)).text == described
+    await drive(client, Op.PREPARE)
+    configured = (await client.transition(Op.CONFIGURE, COBO0, COBO0_LINKS)).text
+    assert (await client.transition(Op.CONFIGURE, COBO0, COBO0_LINKS)).text == configured
+    assert (await client.get_state()).state == State.READY
+
+
+async def test_configure_answers_its_links_and_the_text_of_every_file_used(client, config_dir):
+    await drive(client, Op.DESCRIBE, Op.PREPARE)
+    answer = parse_configure_answer((await client.transition(Op.CONFIGURE, COBO0,
+                                                             COBO0_LINKS)).text)
+    assert answer.links == COBO0_LINKS
+    assert {f.filename: f.text for f in answer.files} == {
+        name: (config_dir / name).read_text()
+        for name in ("describe-cobo0.xcfg", "configure-experiment.xcfg")}
+
+
+async def test_prepare_reads_the_configure_file_of_its_prepare_name(client, config_dir):
+    await drive(client, Op.DESCRIBE)
+    (config_dir / "prepare-experiment.xcfg").unlink()  # never read
+    await drive(client, Op.PREPARE)
+    assert (await client.get_state()).state == State.PREPARED
+    await drive(client, Op.UNDO)
+    with pytest.raises(EccRefused, match=r"Configuration 'configure-beamtest' does not"):
+        await client.transition(Op.PREPARE, ConfigId("cobo0", "beamtest", "experiment"), None)
+
+
+async def test_an_xml_file_is_read_when_no_xcfg_file_exists(client, config_dir):
+    (config_dir / "describe-cobo0.xcfg").rename(config_dir / "describe-cobo0.xml")
+    described = await client.transition(Op.DESCRIBE, COBO0, None)
+    assert 'id="CoBo[0]"' in described.text
+    assert "cobo0/experiment/experiment" in [str(c) for c in await client.get_config_ids()]
 
 
 @pytest.mark.parametrize(("before", "op", "config", "missing"), [
-    ((), Op.DESCRIBE, ConfigId("cobo9", "experiment", "experiment"), "describe-cobo9.xcfg"),
+    ((), Op.DESCRIBE, ConfigId("cobo9", "experiment", "experiment"), "describe-cobo9"),
     ((Op.DESCRIBE,), Op.PREPARE, ConfigId("cobo0", "beamtest", "experiment"),
-     "prepare-beamtest.xcfg"),
+     "configure-beamtest"),
     ((Op.DESCRIBE, Op.PREPARE), Op.CONFIGURE, ConfigId("cobo0", "experiment", "cosmics"),
-     "configure-cosmics.xcfg"),
+     "configure-cosmics"),
 ])
 async def test_a_missing_config_file_is_named_and_changes_nothing(
         client, server, before, op, config, missing):
     await drive(client, *before)
     state = (await client.get_state()).state
-    with pytest.raises(EccRefused, match=f"{op} failed: {missing} not found") as info:
+    with pytest.raises(EccRefused) as info:
         await client.transition(op, config, COBO0_LINKS)
+    assert info.value.message == f"Exception: Configuration '{missing}' does not exist."
     assert info.value.code == {Op.DESCRIBE: 1, Op.PREPARE: 2, Op.CONFIGURE: 3}[op]
     assert (await client.get_state()).state == state
 
@@ -143,29 +181,47 @@ async def test_a_broken_describe_file_is_refused(client):
     assert (await client.get_state()).state == State.IDLE
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    ("<DataLinkSet><DataLink>", "cannot read the table: DataLinkSet: malformed XML"),
-    ("", "cannot read the table: DataLinkSet: empty document"),
-    ("<DataLinkSet/>", "the DataLinkSet holds no DataLink"),
-    (links("CoBo[0]", "CoBo[7]").as_xml(),
-     r"DataSender CoBo\[7\] is not a board of describe-cobo0.xcfg \(its boards: CoBo\[0\]\)"),
-    (links("Mutant[master]").as_xml(), r"DataSender Mutant\[master\] is not a board"),
-])
-async def test_configure_refuses_a_bad_table(client, server, post, table, message):
-    await drive(client, Op.DESCRIBE, Op.PREPARE)
-    # Raw SOAP: EccClient only sends tables that DataLinkSet could build.
+async def configure_raw(server, post, table: str):
+    """Configure with a raw table: EccClient only sends tables DataLinkSet could build."""
     request = etree.fromstring(envelope(
-        '<e:Configure xmlns:e="urn:ecc"><e:configID/><e:table/></e:Configure>').encode())
+        '<Configure xmlns="urn:ecc"><configID/><table/></Configure>').encode())
     request.find(".//{urn:ecc}configID").text = COBO0.as_xml()
     request.find(".//{urn:ecc}table").text = table
-    answer = await post(server.url, etree.tostring(request))
+    return await post(server.url, etree.tostring(request))
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("<DataLinkSet><DataLink>", "Exception: cannot read the data link table: DataLinkSet: "
+     "malformed XML"),
+    ("", r"Could not find a valid data router for data sender 'CoBo\[0\]'"),
+    ("<DataLinkSet/>", r"Could not find a valid data router for data sender 'CoBo\[0\]'"),
+    # Links for senders the server does not control are dropped, not refused.
+    (links("CoBo[7]", "Mutant[master]").as_xml(),
+     r"Could not find a valid data router for data sender 'CoBo\[0\]'"),
+])
+async def test_configure_fails_when_a_described_board_has_no_link(
+        client, server, post, table, message):
+    await drive(client, Op.DESCRIBE, Op.PREPARE)
+    answer = await configure_raw(server, post, table)
     assert answer.field("ErrorCode") == "3"
-    assert re.search(f"Configure failed: {message}", answer.field("ErrorMessage"))
+    assert re.fullmatch(message + ".*", answer.field("ErrorMessage"))
     assert (await client.get_state()).state == State.PREPARED
 
 
+async def test_configure_keeps_the_first_link_of_a_sender_and_drops_unknown_ones(
+        client, server, post):
+    first = DataLink("CoBo[0]", "DataRouter0", "127.0.0.1", 46005)
+    table = DataLinkSet((DataLink("CoBo[7]", "other", "127.0.0.1", 46007), first,
+                         DataLink("CoBo[0]", "second", "127.0.0.1", 46009))).as_xml()
+    await drive(client, Op.DESCRIBE, Op.PREPARE)
+    answer = await configure_raw(server, post, table)
+    assert answer.field("ErrorCode") == "0"
+    assert server.ecc.links == DataLinkSet((first,))
+    assert parse_configure_answer(answer.field("Text")).links == DataLinkSet((first,))
+
+
 @pytest.mark.parametrize(("config", "senders"), [
-    (ConfigId("mutant", "experiment", "pulser"), ("Mutant[master]",)),
+    (ConfigId("mutant", "pulser", "pulser"), ("Mutant[master]",)),
     # A describe file that names no Node does not restrict the senders.
     (ConfigId("plain", "experiment", "experiment"), ("CoBo[3]", "Mutant[master]")),
 ])
@@ -176,22 +232,40 @@ async def test_configure_accepts_the_described_boards(client, server, config, se
     assert [link.sender for link in server.ecc.links] == list(senders)
 
 
-async def test_get_config_ids_lists_every_combination_sorted(client):
+async def test_get_config_ids_lists_every_describe_by_configure_name(client, server):
     configs = await client.get_config_ids()
+    # prepare = configure; prepare-* files are not configurations; byte order.
     assert [str(config) for config in configs] == [
-        f"{describe}/experiment/{configure}"
+        f"{describe}/{configure}/{configure}"
         for describe in ("broken", "cobo0", "mutant", "plain")
         for configure in ("experiment", "pulser")]
+    text = server.ecc.get_config_ids().text
+    assert text.startswith("<ConfigIdSet>\n\t<ConfigId>") and text.endswith("</ConfigIdSet>")
 
 
 async def test_get_config_ids_reads_the_directory_afresh(client, config_dir):
-    (config_dir / "prepare-beamtest.xcfg").write_text("<Setup/>")
-    assert "cobo0/beamtest/pulser" in [str(c) for c in await client.get_config_ids()]
+    (config_dir / "configure-beamtest.xcfg").write_text("<Setup/>")
+    assert "cobo0/beamtest/beamtest" in [str(c) for c in await client.get_config_ids()]
 
 
-async def test_special_echoes_its_command(client):
-    reply = await client.special("readRegister <x a='1'/>", table="ignored")
-    assert (reply.error_code, reply.text) == (0, "readRegister <x a='1'/>")
+async def test_get_config_ids_of_a_missing_directory_is_an_empty_set(client, config_dir):
+    for path in config_dir.iterdir():
+        path.unlink()
+    config_dir.rmdir()
+    assert await client.get_config_ids() == []
+
+
+@pytest.mark.parametrize("command", ["asad-inject", "connect", "write", "writereg"])
+async def test_special_answers_nothing_for_the_commands_it_knows(client, command):
+    reply = await client.special(command, table="")
+    assert (reply.error_code, reply.error_message, reply.text) == (0, "", "")
+
+
+async def test_special_refuses_an_unknown_command(client):
+    with pytest.raises(EccRefused) as info:
+        await client.special("readRegister", table="")
+    assert (info.value.code, info.value.message) == (1, "Special command 'readRegister' is "
+                                                        "unknown.")
 
 
 async def test_server_exit_answers_then_stops_only_that_server(client, group):
@@ -232,9 +306,26 @@ async def test_fail_next_fails_after_its_time_then_is_spent(client, server, seco
 
 async def test_a_fault_waits_for_a_transition_that_runs(client, server):
     server.ecc.fail_next(Op.PREPARE)
-    with pytest.raises(EccRefused, match="not allowed"):
-        await client.transition(Op.PREPARE, COBO0, None)
+    await client.transition(Op.PREPARE, COBO0, None)  # ignored from Idle: not run
     assert server.ecc.faults == {"Prepare": "fail"}
+
+
+async def test_a_failed_breakup_leaves_the_board_off_and_breakup_gets_it_out(client, server):
+    await drive(client, Op.DESCRIBE, Op.PREPARE, Op.CONFIGURE, Op.START)
+    server.ecc.fail_next(Op.BREAKUP, "AsAd power supply fault")
+    with pytest.raises(EccRefused) as info:
+        await client.transition(Op.BREAKUP, COBO0, COBO0_LINKS)
+    assert (info.value.code, info.value.message) == (8, "AsAd power supply fault")
+    assert (await client.get_state()).state == State.OFF
+    await drive(client, Op.BREAKUP)
+    assert (await client.get_state()).state == State.PREPARED
+
+
+async def test_breakup_from_running_or_paused_lands_prepared(client):
+    for before in ((Op.START,), (Op.START, Op.PAUSE)):
+        await drive(client, Op.DESCRIBE, Op.PREPARE, Op.CONFIGURE, *before, Op.BREAKUP)
+        assert (await client.get_state()).state == State.PREPARED
+        await drive(client, Op.UNDO, Op.UNDO)
 
 
 async def test_hang_next_stays_busy_until_faults_are_cleared(client, other_client, server,
@@ -248,8 +339,9 @@ async def test_hang_next_stays_busy_until_faults_are_cleared(client, other_clien
         State.IDLE, TransitionCode.DESCRIBING, BUSY_MESSAGE)
     assert not describe.done()
     server.ecc.clear_faults()
-    with pytest.raises(EccRefused, match="hung and was released"):
+    with pytest.raises(EccRefused, match="hung and was released") as info:
         await asyncio.wait_for(describe, 5)
+    assert info.value.code == 1
     after = await other_client.get_state()
     assert (after.state, after.transition) == (State.IDLE, TransitionCode.NONE)
 

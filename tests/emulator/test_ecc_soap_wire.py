@@ -1,9 +1,12 @@
 """What the emulated ECC server reads and writes on the wire: raw SOAP and the control endpoint."""
 
+from xml.sax.saxutils import escape
+
 import httpx
 import pytest
 from lxml import etree
 
+from attpcdaq.emulator import EccEmulatorGroup
 from attpcdaq.emulator.ecc import parse_transition_seconds
 from attpcdaq.get import (
     ConfigId,
@@ -44,19 +47,60 @@ async def test_any_prefix_and_any_path_are_served(server, post):
 ])
 async def test_a_default_namespace_and_unqualified_arguments_are_read(server, post, operation):
     answer = await post(server.url, envelope(operation))
-    assert (answer.element.tag, answer.field("Text")) == ("{urn:ecc}ResponseText", "ping")
+    assert answer.element.tag == "{urn:ecc}ResponseText"
+    assert answer.field("ErrorMessage") == "Special command 'ping' is unknown."
+
+
+DESCRIBE_PREFIXED = ('<q:Describe xmlns:q="urn:ecc"><q:configID>{config}</q:configID>'
+                     "<q:table/></q:Describe>")
+
+
+@pytest.mark.parametrize(("gsoap", "code", "message"), [
+    ("2.8", "1", "Configuration identifier '' is not valid."),
+    ("2.7", "0", ""),
+])
+async def test_prefixed_arguments_are_dropped_by_the_newer_gsoap_only(
+        config_dir, post, gsoap, code, message):
+    # zeep's form for a qualified schema: what broke the original attpc-daq in 2021.
+    body = envelope(DESCRIBE_PREFIXED.format(config=escape(COBO0.as_xml())))
+    async with EccEmulatorGroup(1, config_dir=config_dir, transition_seconds=0.01,
+                                gsoap=gsoap) as group:
+        answer = await post(group.servers[0].url, body)
+    assert (answer.field("ErrorCode"), answer.field("ErrorMessage")) == (code, message)
+
+
+@pytest.mark.parametrize(("gsoap", "child_namespace"), [("2.8", None), ("2.7", "urn:ecc")])
+async def test_answers_are_qualified_by_the_older_gsoap_only(
+        config_dir, post, gsoap, child_namespace):
+    async with EccEmulatorGroup(1, config_dir=config_dir, gsoap=gsoap) as group:
+        answer = await post(group.servers[0].url, envelope('<GetState xmlns="urn:ecc"/>'))
+        async with EccClient(group.servers[0].url) as ecc:
+            assert (await ecc.get_state()).state == State.IDLE  # the client reads both
+    assert etree.QName(answer.element).namespace == "urn:ecc"
+    assert {etree.QName(child).namespace for child in answer.element} == {child_namespace}
+
+
+async def test_every_answer_closes_its_connection(server):
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.post(server.url, content=envelope('<GetState xmlns="urn:ecc"/>'))
+    assert response.headers["connection"].lower() == "close"
+
+
+@pytest.mark.parametrize("operation", ["Describe", "Special"])
+async def test_a_missing_argument_arrives_empty(server, post, operation):
+    answer = await post(server.url, envelope(f'<{operation} xmlns="urn:ecc"/>'))
+    assert answer.status == 200
+    assert answer.field("ErrorMessage") == {
+        "Describe": "Configuration identifier '' is not valid.",
+        "Special": "Special command '' is unknown."}[operation]
 
 
 @pytest.mark.parametrize(("body", "code", "reason"), [
     (envelope('<q:Launch xmlns:q="urn:ecc"/>'), "Client", "Method 'Launch' in namespace"),
     (envelope('<q:GetState xmlns:q="urn:other"/>'), "Client", "not recognized"),
     (envelope("<GetState/>"), "Client", "not recognized"),
-    (envelope('<q:Describe xmlns:q="urn:ecc"><q:table/></q:Describe>'), "Client",
-     "Describe: missing required argument configID"),
-    (envelope('<q:Special xmlns:q="urn:ecc"><q:table/></q:Special>'), "Client",
-     "Special: missing required argument command"),
-    (envelope('<q:Describe xmlns:q="urn:ecc"><q:configID><ConfigId/></q:configID><q:table/>'
-              "</q:Describe>"), "Client", "must be a string, not XML elements"),
+    (envelope('<Describe xmlns="urn:ecc"><configID><ConfigId/></configID><table/>'
+              "</Describe>"), "Client", "must be a string, not XML elements"),
     (envelope(""), "Client", "the SOAP Body is empty"),
     ("<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'><S:Body>", "Client",
      "malformed XML"),
@@ -82,11 +126,11 @@ async def test_bad_requests_get_a_fault_and_the_server_keeps_serving(
 
 
 async def test_a_malformed_config_id_is_a_failed_transition_not_a_fault(server, post):
-    body = envelope('<q:Describe xmlns:q="urn:ecc"><q:configID>&lt;ConfigId&gt;</q:configID>'
-                    "<q:table/></q:Describe>")
+    body = envelope('<Describe xmlns="urn:ecc"><configID>&lt;ConfigId&gt;</configID>'
+                    "<table/></Describe>")
     answer = await post(server.url, body)
     assert (answer.status, answer.field("ErrorCode")) == (200, "1")
-    assert answer.field("ErrorMessage").startswith("Describe failed: ConfigId: malformed XML")
+    assert answer.field("ErrorMessage") == "Configuration identifier '<ConfigId>' is not valid."
     assert server.ecc.state == State.IDLE
 
 

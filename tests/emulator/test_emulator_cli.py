@@ -57,7 +57,7 @@ async def test_count_servers_announce_themselves_and_keep_their_own_state(emulat
     emulator = await emulate("--transition-seconds", "0.05", count=3)
     assert len(set(emulator.urls)) == 3
     async with EccClient(emulator.urls[1]) as ecc:
-        await ecc.transition(Operation.DESCRIBE, ConfigId("cobo1", "experiment", "pulser"), None)
+        await ecc.transition(Operation.DESCRIBE, ConfigId("cobo1", "pulser", "pulser"), None)
     states = []
     for url in emulator.urls:
         async with EccClient(url) as ecc:
@@ -65,7 +65,7 @@ async def test_count_servers_announce_themselves_and_keep_their_own_state(emulat
     assert states == [State.IDLE, State.DESCRIBED, State.IDLE]
     # The example configs are served by default.
     async with EccClient(emulator.urls[0]) as ecc:
-        assert "cobo3/experiment/pulser" in [str(c) for c in await ecc.get_config_ids()]
+        assert "cobo3/pulser/pulser" in [str(c) for c in await ecc.get_config_ids()]
     assert _command_line(emulator.process.pid).startswith(b"getEccSoapServer")
     emulator.process.send_signal(signal.SIGTERM)
     assert await emulator.exit_status() == 0

@@ -18,9 +18,28 @@ def test_idle_to_ready_is_describe_prepare_configure():
         Operation.DESCRIBE, Operation.PREPARE, Operation.CONFIGURE]
 
 
-def test_running_to_idle_is_stop_breakup_undo_undo():
+def test_running_to_idle_breaks_up_then_undoes_twice():
+    # Breakup works from Running (the server stops the run first), so it is shortest.
     assert ops(plan(State.RUNNING, State.IDLE)) == [
-        Operation.STOP, Operation.BREAKUP, Operation.UNDO, Operation.UNDO]
+        Operation.BREAKUP, Operation.UNDO, Operation.UNDO]
+    assert ops(plan(State.PAUSED, State.PREPARED)) == [Operation.BREAKUP]
+    assert ops(plan(State.RUNNING, State.READY)) == [Operation.STOP]
+    assert ops(plan(State.PAUSED, State.READY)) == [Operation.STOP]
+
+
+def test_undo_only_from_described_and_prepared():
+    assert {step.source for step in OPERATIONS if step.operation == Operation.UNDO} == {
+        State.DESCRIBED, State.PREPARED}
+    for state in (State.IDLE, State.READY, State.RUNNING, State.PAUSED, State.OFF):
+        with pytest.raises(PlanError):
+            step_for(Operation.UNDO, state)
+
+
+def test_a_board_left_off_by_a_failed_breakup_gets_out_by_breakup():
+    assert step_for(Operation.BREAKUP, State.OFF).target == State.PREPARED
+    assert ops(plan(State.OFF, State.IDLE)) == [
+        Operation.BREAKUP, Operation.UNDO, Operation.UNDO]
+    assert backward_step(State.OFF).operation == Operation.BREAKUP
 
 
 def test_paused_to_running_resumes_and_ready_to_paused_starts_then_pauses():
@@ -28,13 +47,14 @@ def test_paused_to_running_resumes_and_ready_to_paused_starts_then_pauses():
     assert ops(plan(State.READY, State.PAUSED)) == [Operation.START, Operation.PAUSE]
 
 
-@pytest.mark.parametrize("pair", [(State.OFF, State.IDLE), (State.IDLE, State.OFF), (9, 1)])
-def test_off_or_unknown_states_cannot_be_planned(pair):
+@pytest.mark.parametrize("pair", [(State.IDLE, State.OFF), (State.READY, State.OFF), (9, 1),
+                                  (1, 7)])
+def test_off_as_a_target_or_unknown_states_cannot_be_planned(pair):
     with pytest.raises(PlanError):
         plan(*pair)
 
 
-@given(LIVE, LIVE)
+@given(st.sampled_from(list(State)), LIVE)
 def test_plan_is_a_chain_of_allowed_steps_from_start_to_goal(start, goal):
     steps = plan(start, goal)
     state = start
