@@ -17,6 +17,8 @@ from .models import (
     EngineHeartbeat,
     Event,
     Experiment,
+    LoadedConfig,
+    RunConfig,
     RunMetadata,
 )
 
@@ -173,3 +175,33 @@ class EngineHeartbeatAdmin(ReadOnlyAdmin):
     """The engine's last beat: where it runs and since when."""
 
     list_display = ["hostname", "pid", "started", "beat"]
+
+
+class _ConfigFilesAdmin(ReadOnlyAdmin):
+    """What a server loaded at Configure: the set, when, and its files by name and hash."""
+
+    exclude = ["files"]  # the texts: shown on the run page, too large for a form
+
+    @admin.display(description="files")
+    def file_summary(self, obj):
+        """Each file's name and the start of its SHA-256."""
+        return ", ".join(f"{f['filename']} ({f['sha256'][:12]})" for f in obj.file_list) or "none"
+
+
+@admin.register(LoadedConfig)
+class LoadedConfigAdmin(_ConfigFilesAdmin):
+    """What each ECC server has loaded now (kept by the engine while it is configured)."""
+
+    list_display = ["ecc_server", "config", "configured_at", "file_summary"]
+    readonly_fields = ["ecc_server", "config", "configured_at", "problem", "file_summary"]
+
+
+@admin.register(RunConfig)
+class RunConfigAdmin(_ConfigFilesAdmin):
+    """What each ECC server had loaded when a run started (copied at Start)."""
+
+    list_display = ["run", "server_name", "config", "configured_at", "file_summary"]
+    list_filter = ["server_name"]
+    search_fields = ["server_name", "config"]
+    readonly_fields = ["run", "server_name", "config", "configured_at", "problem",
+                       "file_summary", "created"]

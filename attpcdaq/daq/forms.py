@@ -90,6 +90,8 @@ class SystemTransitionForm(forms.Form):
     """Which system control was pressed."""
 
     action = forms.ChoiceField(choices=[(a.key, a.label) for a in SYSTEM_ACTIONS])
+    #: "Start anyway": a Start although configuration files changed since Configure.
+    confirm_drift = forms.BooleanField(required=False)
 
 
 class ECCServerTransitionForm(forms.Form):

@@ -56,21 +56,30 @@ def parse_target(target: str | int) -> int:
     raise ControlError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
 
 
-def request_transition(user, target: str | int, server: ECCServer | None = None) -> Command:
+def request_transition(user, target: str | int, server: ECCServer | None = None, *,
+                       confirm_drift: bool = False) -> Command:
     """Queue a transition for every enabled server (``server`` None) or for one.
+
+    ``confirm_drift``: the operator confirms a Start although configuration files
+    changed since Configure (the engine refuses such a Start otherwise, naming them).
 
     Raises
     ------
     ControlError
-        For an unknown target or a target Off.
+        For an unknown target or a target Off, or ``confirm_drift`` on anything but
+        a system-wide Start.
     Conflict
         When another command for the same servers is waiting or running.
     """
     number = parse_target(target)
     if number == ECCServer.OFF:
         raise ControlError("Off is not a target: it is a board without power")
+    if confirm_drift and (number != ECCServer.RUNNING or server is not None):
+        raise ControlError("confirming configuration drift applies to a system-wide Start "
+                           "only")
     kind = Command.Kind.RESET if number == ECCServer.RESET else Command.Kind.TRANSITION
-    return _queue(user, kind, None if kind == Command.Kind.RESET else number, server)
+    return _queue(user, kind, None if kind == Command.Kind.RESET else number, server,
+                  confirm_drift=confirm_drift)
 
 
 def request_config_refresh(user, server: ECCServer) -> Command:
@@ -91,7 +100,8 @@ def request_log_tail(user, *, server: ECCServer | None = None,
                                   user=user if user and user.is_authenticated else None)
 
 
-def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Command:
+def _queue(user, kind: str, target: int | None, server: ECCServer | None, *,
+           confirm_drift: bool = False) -> Command:
     if kind == Command.Kind.REFRESH_CONFIGS:  # a read: it neither waits nor blocks
         return Command.objects.create(kind=kind, ecc_server=server,
                                       user=user if user and user.is_authenticated else None)
@@ -115,7 +125,10 @@ def _queue(user, kind: str, target: int | None, server: ECCServer | None) -> Com
             if running is not None:
                 raise Conflict(f"run {running.run_number} is already {running.status}")
         label = _run_label(target) if server is None and kind == Command.Kind.TRANSITION else ""
+        if confirm_drift:
+            label = f"{label or 'Start'} despite configuration drift"
         return Command.objects.create(kind=kind, target=target, ecc_server=server, label=label,
+                                      confirm_drift=confirm_drift,
                                       user=user if user and user.is_authenticated else None)
 
 

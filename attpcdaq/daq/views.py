@@ -9,15 +9,18 @@ a log request answers with the part of the log page it replaces instead.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.contrib.auth.mixins import AccessMixin
 from django.core.paginator import Paginator
 from django.db.models import QuerySet, prefetch_related_objects
+from django.http import HttpResponse
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views import View
 from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
@@ -30,6 +33,7 @@ from .models import (
     EngineHeartbeat,
     Event,
     Experiment,
+    RunConfig,
     RunMetadata,
 )
 
@@ -41,6 +45,13 @@ ALARMS_SHOWN = 5
 RUNS_PER_PAGE = 25
 #: How often the log page asks whether its log has been read, in milliseconds.
 LOG_POLL_MS = 500
+#: Configuration files longer than this (characters) are not shown inline on the run
+#: page, only offered for download.
+INLINE_CONFIG_CHARS = 200_000
+#: Runs offered as A and B on the configuration diff page.
+DIFF_RUN_CHOICES = 500
+#: Diff lines shown per file at most.
+DIFF_MAX_LINES = 5000
 
 
 _BLOCKING_KINDS = (Command.Kind.TRANSITION, Command.Kind.RESET)
@@ -125,13 +136,18 @@ def live_context(user) -> dict:
     states = {s.state for s in view.servers if s.enabled}
     actions = [(action, action.allows(states) and not busy)
                for action in forms.SYSTEM_ACTIONS] if can_control else []
+    last_failed = commands[0] if commands and commands[0].status == "failed" else None
+    # After a Start refused for configuration drift, the operator may start anyway.
+    start_anyway = (last_failed is not None and last_failed.refused_for_drift
+                    and dict((a.key, ok) for a, ok in actions).get("start", False))
     return {
         "view": view,
         "commands": commands,
         "events": list(Event.objects.all()[:RECENT]),
         "alarms": alarm_list,
         "alarm_count": len(alarm_list) if len(alarm_list) < ALARMS_SHOWN else alarms.count(),
-        "last_failed": commands[0] if commands and commands[0].status == "failed" else None,
+        "last_failed": last_failed,
+        "start_anyway": start_anyway,
         "can_control": can_control,
         "busy": busy,
         "actions": actions,
@@ -228,7 +244,12 @@ class SystemTransitionView(ActionView):
     def perform(self, data: dict) -> str:
         action = forms.SYSTEM_ACTION_BY_KEY[data["action"]]
         action.check(ECCServer.objects.filter(enabled=True).values_list("state", flat=True))
-        return _queued(services.request_transition(self.request.user, action.target))
+        if data.get("confirm_drift") and action.key != "start":
+            raise services.ControlError("only Start can be confirmed despite configuration "
+                                        "drift")
+        return _queued(services.request_transition(self.request.user, action.target,
+                                                   confirm_drift=data.get("confirm_drift",
+                                                                          False)))
 
 
 class ECCServerTransitionView(ObjectActionView):
@@ -433,8 +454,146 @@ class RunDetailView(ObjectPageView):
         manifest = read_manifest(run.manifest)
         return super().get_context_data(
             run=run, manifest=manifest, config_rows=config_rows(run, manifest),
+            loaded=loaded_rows(run), inline_chars=INLINE_CONFIG_CHARS,
             events=list(run.events.all()),
             commands=list(run.commands.select_related(*_COMMAND_RELATIONS)), **kwargs)
+
+
+@dataclass
+class LoadedRow:
+    """One server's configuration as loaded at a run's Start, and the run to compare with."""
+
+    config: RunConfig
+    previous: RunConfig | None
+
+    @property
+    def diff_query(self) -> str:
+        """The query string of the diff page against the previous run (or alone)."""
+        query = {"server": self.config.server_name, "b": self.config.run_id}
+        if self.previous is not None:
+            query["a"] = self.previous.run_id
+        return urlencode(query)
+
+
+def loaded_rows(run: RunMetadata) -> list[LoadedRow]:
+    """The run's loaded configurations, each with the same server's one of the run before."""
+    rows = []
+    for config in run.loaded_configs.all():
+        previous = (RunConfig.objects.filter(server_name=config.server_name,
+                                             run__created__lt=run.created)
+                    .order_by("-run__created", "-run_id").only("run_id").first())
+        rows.append(LoadedRow(config, previous))
+    return rows
+
+
+class RunConfigFileView(DaqAccessMixin, View):
+    """One file a server loaded at a run's Start, as plain text (to download or read)."""
+
+    http_method_names = ["get"]
+
+    def get(self, request, pk: str, index: str):
+        try:
+            config = find(RunConfig.objects.all(), pk)
+        except NotFound as exc:
+            return not_found(request, str(exc))
+        files = config.file_list
+        if not (index.isascii() and index.isdigit() and int(index) < len(files)):
+            return not_found(request, f"{config.server_name}'s configuration at this run has "
+                             f"no file number {index[:20]!r}.")
+        entry = files[int(index)]
+        response = HttpResponse(entry["text"], content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = content_disposition_header(
+            request.GET.get("download") == "1", entry["filename"])
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+# Configuration diff -----------------------------------------------------------------------
+
+@dataclass
+class FileDiff:
+    """One file of two runs' configurations: added, removed, changed or the same."""
+
+    filename: str
+    status: str
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
+    truncated: bool = False
+
+
+def _diff_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "head"
+    return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+
+
+def diff_configs(a: RunConfig, b: RunConfig) -> list[FileDiff]:
+    """Each file of ``a`` and ``b`` by name: what was added, removed or changed from A to B."""
+    old = {f["filename"]: f for f in a.file_list}
+    new = {f["filename"]: f for f in b.file_list}
+    diffs = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in old:
+            diffs.append(FileDiff(name, "added"))
+        elif name not in new:
+            diffs.append(FileDiff(name, "removed"))
+        elif old[name]["text"] == new[name]["text"]:
+            diffs.append(FileDiff(name, "same"))
+        else:
+            lines = difflib.unified_diff(
+                old[name]["text"].splitlines(), new[name]["text"].splitlines(),
+                f"run {a.run.run_number}/{name}", f"run {b.run.run_number}/{name}", lineterm="")
+            shown = []
+            for line in lines:
+                if len(shown) == DIFF_MAX_LINES:
+                    break
+                shown.append((_diff_kind(line), line))
+            diffs.append(FileDiff(name, "changed", shown,
+                                  truncated=len(shown) == DIFF_MAX_LINES))
+    return diffs
+
+
+class ConfigDiffView(DaqAccessMixin, TemplateView):
+    """One server's loaded configuration in two runs (A and B): file by file, unified diff."""
+
+    template_name = "daq/config_diff.html"
+
+    def get(self, request, *args, **kwargs):
+        self.problem = ""
+        servers = sorted(set(RunConfig.objects.values_list("server_name", flat=True)))
+        server = request.GET.get("server", "") or (servers[0] if servers else "")
+        if server and server not in servers:
+            self.problem = f"No run recorded a configuration loaded by {server[:100]!r}."
+        choices = list(RunConfig.objects.filter(server_name=server)
+                       .select_related("run__experiment")
+                       .order_by("-run__created", "-run_id")[:DIFF_RUN_CHOICES])
+        by_run = {str(c.run_id): c for c in choices}
+        a, b = (self._pick(request.GET.get(key, ""), by_run, server) for key in "ab")
+        if b is None and not request.GET.get("b") and choices:
+            b = choices[0]
+        if a is None and not request.GET.get("a") and b is not None:
+            a = next((c for c in choices if c.run.created < b.run.created), None)
+        self.extra = {"servers": servers, "server": server, "choices": choices, "a": a,
+                      "b": b, "diffs": diff_configs(a, b) if a and b else None}
+        response = super().get(request, *args, **kwargs)
+        if self.problem:
+            response.status_code = 404
+        return response
+
+    def _pick(self, pk: str, by_run: dict, server: str) -> RunConfig | None:
+        if not pk:
+            return None
+        found = by_run.get(pk)
+        if found is None and not self.problem:
+            found = (RunConfig.objects.select_related("run__experiment")
+                     .filter(server_name=server, run_id=pk).first()
+                     if pk.isascii() and pk.isdigit() and len(pk) <= 18 else None)
+            if found is None:
+                self.problem = (f"There is no run with id {pk[:40]!r} holding a configuration "
+                                f"loaded by {server[:100]!r}.")
+        return found
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(problem=self.problem, **self.extra, **kwargs)
 
 
 # Logs -------------------------------------------------------------------------------------

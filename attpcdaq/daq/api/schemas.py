@@ -20,6 +20,39 @@ class RunOut(Schema):
     filed: bool
 
 
+class ConfigFileOut(Schema):
+    """One file a server used at Configure: its name, SHA-256 and size."""
+
+    filename: str
+    sha256: str
+    chars: int
+
+
+class LoadedConfigOut(Schema):
+    """What one ECC server had loaded when the run started (Configure's ConfigSet)."""
+
+    server: str
+    config: str
+    configured_at: datetime | None
+    problem: str
+    files: list[ConfigFileOut]
+
+
+class RunDetailOut(Schema):
+    """One run and the configuration each server had loaded at its Start."""
+
+    id: int
+    experiment: str
+    number: int
+    status: str
+    title: str
+    started: datetime | None
+    stopped: datetime | None
+    filed: bool
+    configs: dict[str, str]
+    loaded_configs: list[LoadedConfigOut]
+
+
 class EccServerOut(Schema):
     """One ECC server as the engine last saw it."""
 
@@ -59,9 +92,14 @@ class StatusOut(Schema):
 
 
 class TransitionIn(Schema):
-    """A target state, or "reset" for one step back."""
+    """A target state, or "reset" for one step back.
+
+    ``confirm_drift``: start although configuration files changed since Configure
+    (without it such a Start fails, naming the files); system-wide Start only.
+    """
 
     target: Target
+    confirm_drift: bool = False
 
 
 class CommandAccepted(Schema):

@@ -8,7 +8,7 @@ from ninja.errors import HttpError
 from ninja.security import HttpBearer, django_auth
 
 from attpcdaq.daq import services
-from attpcdaq.daq.models import ApiToken, Command, ECCServer
+from attpcdaq.daq.models import ApiToken, Command, ECCServer, RunMetadata
 
 from .schemas import (
     CommandAccepted,
@@ -17,6 +17,7 @@ from .schemas import (
     ConfigOut,
     ConfigsOut,
     Error,
+    RunDetailOut,
     StatusOut,
     TransitionIn,
 )
@@ -80,13 +81,32 @@ def status(request):
                              for r in view.routers]}
 
 
+@api.get("/runs/{run_id}", response={200: RunDetailOut, 404: Error}, tags=["status"])
+def run_detail(request, run_id: int):
+    """A run, with the configuration files (names and SHA-256) each server had loaded."""
+    run = get_object_or_404(RunMetadata.objects.select_related("experiment"), pk=run_id)
+    configs = run.configs if isinstance(run.configs, dict) else {}
+    return {"id": run.pk, "experiment": run.experiment.name, "number": run.run_number,
+            "status": run.status, "title": run.title, "started": run.start_datetime,
+            "stopped": run.stop_datetime, "filed": run.filed,
+            "configs": {str(k): str(v) for k, v in configs.items()},
+            "loaded_configs": [
+                {"server": rc.server_name, "config": rc.config,
+                 "configured_at": rc.configured_at, "problem": rc.problem,
+                 "files": [{"filename": f["filename"], "sha256": f["sha256"],
+                            "chars": len(f["text"])} for f in rc.file_list]}
+                for rc in run.loaded_configs.all()]}
+
+
 @api.post("/transition", response={202: CommandAccepted, 400: Error, 409: Error},
           tags=["control"])
 def transition(request, body: TransitionIn):
     """Take every enabled server to a state ("running" starts or resumes a run;
-    "ready" from Running stops it; "reset" goes one step back)."""
+    "ready" from Running stops it; "reset" goes one step back). A Start refused for
+    configuration drift goes through when sent again with ``"confirm_drift": true``."""
     _require_control(request)
-    return _queued(services.request_transition(request.auth, body.target))
+    return _queued(services.request_transition(request.auth, body.target,
+                                               confirm_drift=body.confirm_drift))
 
 
 @api.post("/ecc-servers/{server_id}/transition",
@@ -95,7 +115,8 @@ def server_transition(request, server_id: int, body: TransitionIn):
     """Take one server to a state, for troubleshooting."""
     _require_control(request)
     server = get_object_or_404(ECCServer, pk=server_id)
-    return _queued(services.request_transition(request.auth, body.target, server))
+    return _queued(services.request_transition(request.auth, body.target, server,
+                                               confirm_drift=body.confirm_drift))
 
 
 @api.get("/commands/{command_id}", response={200: CommandOut, 404: Error}, tags=["control"])
