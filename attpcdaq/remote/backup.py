@@ -139,6 +139,8 @@ async def config_digests(host: RemoteHost, config_dir: str, names: Sequence[str]
     ------
     UnsafeName
         When a name could leave the directory or read as an option.
+    RemoteFileNotFound
+        When ``config_dir`` does not exist.
     RemoteFileError
         When a file exists but cannot be read (permissions, too large).
     RemoteError
@@ -147,8 +149,10 @@ async def config_digests(host: RemoteHost, config_dir: str, names: Sequence[str]
     checked = [check_component(host.name, "configuration file name", n) for n in names]
     digests: dict[str, str | None] = {}
     async with host._operation(f"hashing configuration files in {config_dir!r}", timeout):
+        present = {e.name for e in await host._entries(config_dir) if e.regular}
         for name in dict.fromkeys(checked):
-            data = await _read_whole(host, posixpath.join(config_dir, name))
+            data = (await _read_whole(host, posixpath.join(config_dir, name))
+                    if name in present else None)
             digests[name] = None if data is None else text_digest(data)
     return digests
 

@@ -176,6 +176,17 @@ async def test_digests_of_an_unreadable_file_fail_naming_it(host, config_dir):
         secret.chmod(0o644)
 
 
+async def test_digests_in_a_missing_directory_fail_naming_it(host, tmp_path):
+    with pytest.raises(RemoteFileNotFound, match="no-such-dir"):
+        await config_digests(host, str(tmp_path / "no-such-dir"), ["describe-cobo0.xcfg"])
+
+
+async def test_digests_ignore_a_directory_of_the_name(host, config_dir):
+    (config_dir / "describe-cobo7.xcfg").mkdir()
+    assert await config_digests(host, str(config_dir), ["describe-cobo7.xcfg"]) == {
+        "describe-cobo7.xcfg": None}
+
+
 @pytest.mark.parametrize("name", ["../passwd", "a/b", "-n"])
 async def test_digests_refuse_unsafe_names(host, config_dir, name):
     with pytest.raises(UnsafeName):
