@@ -1,9 +1,17 @@
 """Running commands: lockstep walks, starting and stopping runs, one step back.
 
 Every server of a system-wide command moves concurrently, one step per round;
-a walk stops at the first round in which a server fails, naming it. Start
-reserves the run number before any server is asked, and marks the run started
-only when every server confirmed; Stop always completes and always closes the run.
+a walk stops at the first round in which a server fails, naming it. Every step
+is confirmed by GetState: a board that ignored it fails the round ("CoBo[2]
+ignored Configure: it is Described"). Start reserves the run number before any
+server is asked, and marks the run started only when every server confirmed;
+Stop always completes and always closes the run.
+
+When the MuTAnT has an ECC server of its own, a round goes in two phases
+(:data:`TRIGGER_FIRST`): the MuTAnT is prepared before the CoBos, and configured,
+started and resumed after them, as the original attpc-daq and attpc_envoy do. GET
+settles nothing for Stop, Pause and Breakup; the trigger is stopped first, so
+that no board sees a trigger after its own Stop and the boards stop together.
 """
 
 from __future__ import annotations
@@ -16,7 +24,17 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from attpcdaq.daq.models import Command, ECCServer, RunMetadata
-from attpcdaq.get import EccError, Operation, PlanError, State, Step, backward_step, plan, step_for
+from attpcdaq.get import (
+    EccError,
+    EccIgnored,
+    Operation,
+    PlanError,
+    State,
+    Step,
+    backward_step,
+    plan,
+    step_for,
+)
 
 from .coordinator import EccCoordinator
 from .loaded import check_drift, drift_refusal, record_configure_answers
@@ -26,6 +44,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _NEEDS_CONFIG = {Operation.DESCRIBE, Operation.PREPARE, Operation.CONFIGURE}
+#: Operations whose MuTAnT server moves before the CoBos' (the others: after them,
+#: except Describe and Undo, which need no order).
+TRIGGER_FIRST = frozenset({Operation.PREPARE, Operation.STOP, Operation.PAUSE,
+                           Operation.BREAKUP})
+_TRIGGER_LAST = frozenset({Operation.CONFIGURE, Operation.START, Operation.RESUME})
+# Ending the acquisition goes on after a failed phase: Stop always works.
+_ENDING = frozenset({Operation.STOP, Operation.PAUSE, Operation.BREAKUP})
 
 
 class Refused(Exception):
@@ -37,8 +62,15 @@ class StepFailed(Exception):
 
     def __init__(self, operation: str, failures: list[tuple[EccCoordinator, BaseException]]):
         self.failures = failures
-        names = "; ".join(f"{coord.name}: {_reason(exc)}" for coord, exc in failures)
+        names = "; ".join(_failure(coord, exc) for coord, exc in failures)
         super().__init__(f"{operation} failed on {names}")
+
+
+def _failure(coord: EccCoordinator, exc: BaseException) -> str:
+    """``CoBo[2]: <reason>``, or ``CoBo[2] ignored Configure: it is Described``."""
+    if isinstance(exc, EccIgnored):
+        return f"{coord.name} {exc.detail}"
+    return f"{coord.name}: {_reason(exc)}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -141,8 +173,10 @@ class Controller:
             longest = max(len(steps) for steps in pending.values())
             steps = {c: s[0] for c, s in pending.items() if len(s) == longest}
             operations = {step.operation for step in steps.values()}
-            if Operation.STOP in operations and system:
-                await self.stop_run([c for c, s in steps.items() if s.operation == Operation.STOP])
+            ending = {c: s for c, s in steps.items() if _ends_run(s)}
+            if ending and system:
+                # Stop, or Breakup from Running/Paused (which stops the run first).
+                await self.stop_run(list(ending), ending)
                 continue
             if operations & {Operation.START, Operation.RESUME} and not system:
                 raise Refused("Start and Resume are system-wide: use Start")
@@ -154,7 +188,7 @@ class Controller:
         steps = {c: backward_step(c.state) for c in coords if c.state > State.IDLE}
         if not steps:
             raise Refused("every server is already Idle")
-        stopping = [c for c, s in steps.items() if s.operation == Operation.STOP]
+        stopping = [c for c, s in steps.items() if _ends_run(s)]
         if stopping and system:
             await self.stop_run(stopping)
             steps = {c: s for c, s in steps.items() if c not in stopping}
@@ -168,19 +202,24 @@ class Controller:
                         and args[c.info.pk][0] is None]
         if unconfigured:
             raise Refused(f"no configuration selected for {_names(unconfigured)}")
-        for step in {s for s in steps.values()}:
-            pks = [c.info.pk for c, s in steps.items() if s == step]
-            await self.db.update_servers(pks, is_transitioning=True, transition=step.code.value,
-                                         target_state=step.target.value)
-        results = await asyncio.gather(*(
-            c.transition(s.operation, s.target, *args[c.info.pk]) for c, s in steps.items()),
-            return_exceptions=True)
-        await record_configure_answers(self.db, steps, args, results)
-        failures = [(c, r) for c, r in zip(steps, results, strict=True)
-                    if isinstance(r, BaseException)]
-        for _, exc in failures:
-            if not isinstance(exc, Exception):
-                raise exc  # cancellation goes on up
+        failures: list[tuple[EccCoordinator, BaseException]] = []
+        for phase in _phases(steps):
+            if failures and not _ENDING & {s.operation for s in phase.values()}:
+                break  # the trigger is not configured or started after a board failed
+            for step in set(phase.values()):
+                pks = [c.info.pk for c, s in phase.items() if s == step]
+                await self.db.update_servers(pks, is_transitioning=True,
+                                             transition=step.code.value,
+                                             target_state=step.target.value)
+            results = await asyncio.gather(*(
+                c.transition(s, *args[c.info.pk]) for c, s in phase.items()),
+                return_exceptions=True)
+            await record_configure_answers(self.db, phase, args, results)
+            failures += [(c, r) for c, r in zip(phase, results, strict=True)
+                         if isinstance(r, BaseException)]
+            for _, exc in failures:
+                if not isinstance(exc, Exception):
+                    raise exc  # cancellation goes on up
         if failures:
             operation = "/".join(sorted({str(steps[c].operation) for c, _ in failures}))
             raise StepFailed(operation, failures)
@@ -238,8 +277,10 @@ class Controller:
             self.run_id = run.pk
             await self.db.update_run(run.pk, status=status)
 
-    async def stop_run(self, coords: list[EccCoordinator]) -> None:
-        """Stop every given server; always close the run; then raise naming failures."""
+    async def stop_run(self, coords: list[EccCoordinator],
+                       steps: dict[EccCoordinator, Step] | None = None) -> None:
+        """Stop every given server (by Stop, or the given run-ending ``steps``); always
+        close the run; then raise naming failures."""
         run = await self.db.open_run()
         if run:
             self.run_id = run.pk
@@ -247,7 +288,7 @@ class Controller:
             self.engine.stopping = True
         failure = None
         try:
-            await self.round({c: step_for(Operation.STOP, c.state) for c in coords})
+            await self.round(steps or {c: step_for(Operation.STOP, c.state) for c in coords})
         except StepFailed as exc:
             failure = exc
             for coord, error in exc.failures:
@@ -266,6 +307,27 @@ class Controller:
             await self.engine.after_run(run)
         if failure:
             raise failure
+
+
+def _ends_run(step: Step) -> bool:
+    """Whether ``step`` ends a board's acquisition: Stop, or Breakup from Running/Paused."""
+    return step.source in (State.RUNNING, State.PAUSED) and step.operation in (
+        Operation.STOP, Operation.BREAKUP)
+
+
+def _phases(steps: dict[EccCoordinator, Step]) -> list[dict[EccCoordinator, Step]]:
+    """Split a round in the MuTAnT's order (module docstring); one phase when no
+    separate MuTAnT server takes part, or the operation needs no order."""
+    trigger = {c: s for c, s in steps.items() if c.info.controls_trigger}
+    boards = {c: s for c, s in steps.items() if not c.info.controls_trigger}
+    operations = {s.operation for s in steps.values()}
+    if not trigger or not boards:
+        return [steps]
+    if operations <= TRIGGER_FIRST:
+        return [trigger, boards]
+    if operations <= _TRIGGER_LAST:
+        return [boards, trigger]
+    return [steps]
 
 
 def _transition_args(pks: list[int]):

@@ -27,6 +27,8 @@ from attpcdaq.get import (
     Operation,
     State,
     StateReply,
+    Step,
+    TextReply,
     TransitionCode,
 )
 
@@ -194,23 +196,28 @@ class EccCoordinator:
         """Show ``message`` as the server's last error."""
         await self._write(error=message)
 
-    async def transition(self, operation: Operation, target: State, config: ConfigId | None,
-                         links: DataLinkSet | None) -> None:
-        """Run one transition, showing it as running meanwhile.
+    async def transition(self, step: Step, config: ConfigId | None,
+                         links: DataLinkSet | None) -> TextReply:
+        """Run one step, showing it as running meanwhile, and confirm it with GetState.
 
-        The server answers a transition only once it has finished, so a success
-        means it is now in ``target``: that is written at once, and a poll right
-        after confirms it. After a failure the state is polled before returning.
+        The server answers a transition only once it has finished, and answers 0
+        also to a transition it ignored, so the answer is confirmed by GetState
+        at once (:meth:`EccClient.run_step`); the confirmed state is written.
+
+        Returns
+        -------
+        The server's answer (Describe's senders, Configure's links and files).
 
         Raises
         ------
         EccError
-            When the server refuses, fails, times out or cannot be reached.
+            When the server refuses, fails, ignores the step (EccIgnored), times out
+            or cannot be reached. The state is polled before it is raised.
         """
-        self.busy = operation
+        self.busy = step.operation
         started = time.monotonic()
         try:
-            await self.client.transition(operation, config, links)
+            reply, confirmed = await self.client.run_step(step, config, links)
         except EccError as exc:
             self.busy = None
             await self.record_error(str(exc))
@@ -219,9 +226,9 @@ class EccCoordinator:
             raise
         finally:
             self.busy = None
-            log.debug("%s: %s took %.2f s", self.name, operation, time.monotonic() - started)
-        self.data = StateReply(target, TransitionCode.NONE)
+            log.debug("%s: %s took %.2f s", self.name, step.operation,
+                      time.monotonic() - started)
+        self.data = confirmed
         self._written.transition = None
-        await self._write(state=target.value, transition=TransitionCode.NONE.value)
-        # Confirm by a poll soon, out of the way of the other servers' answers.
-        asyncio.get_running_loop().call_later(self.settings.fast_interval, self.poke)
+        await self._write(state=confirmed.state.value, transition=confirmed.transition.value)
+        return reply

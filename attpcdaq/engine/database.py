@@ -31,6 +31,8 @@ class ServerInfo:
     name: str
     url: str
     enabled: bool
+    #: Its boards are only the MuTAnT (the trigger): it moves in its own phase.
+    controls_trigger: bool = False
 
 
 class EngineDatabase:
@@ -177,7 +179,13 @@ def _with_connection(function, *args, **kwargs):
 
 
 def _servers() -> list[ServerInfo]:
-    return [ServerInfo(s.pk, s.name, s.url, s.enabled) for s in ECCServer.objects.all()]
+    servers = ECCServer.objects.prefetch_related("data_sources")
+    return [ServerInfo(s.pk, s.name, s.url, s.enabled, _controls_trigger(s)) for s in servers]
+
+
+def _controls_trigger(server: ECCServer) -> bool:
+    names = [source.name for source in server.data_sources.all()]
+    return bool(names) and all(name.startswith("Mutant[") for name in names)
 
 
 def _update_servers(pending: dict[int, dict[str, Any]]) -> None:

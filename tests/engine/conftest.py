@@ -28,16 +28,25 @@ def fast_settings(**poll) -> EngineSettings:
                           reload_interval=0.5, heartbeat_interval=0.5, router_interval=0.3)
 
 
-def make_model(urls: list[str], router_port: int, workdir: str) -> list[ECCServer]:
-    """An active experiment, one data router, and one CoBo per URL, configured."""
+def make_model(urls: list[str], router_port: int, workdir: str,
+               more_routers: list[tuple[int, str]] = ()) -> list[ECCServer]:
+    """An active experiment, data routers, and one CoBo per URL, configured.
+
+    CoBo[0] sends to router0 (``router_port``, ``workdir``); CoBo[N] to the Nth of
+    ``more_routers`` when there is one, else to router0 too. A real dataRouter serves
+    one connection at a time, so a router shared by two CoBos takes only the first.
+    """
     Experiment.objects.create(name="e20009 test", is_active=True)
-    router = DataRouter.objects.create(name="router0", ip_address="127.0.0.1", port=router_port,
-                                       working_dir=workdir)
+    routers = [DataRouter.objects.create(name=f"router{number}", ip_address="127.0.0.1",
+                                         port=port, working_dir=directory)
+               for number, (port, directory) in enumerate([(router_port, workdir),
+                                                           *more_routers])]
     servers = []
     for number, url in enumerate(urls):
         port = int(url.rsplit(":", 1)[1].strip("/"))
         server = ECCServer.objects.create(name=f"CoBo[{number}]", ip_address="127.0.0.1",
                                           port=port, config_dir=str(EXAMPLE_CONFIG_DIR))
+        router = routers[number] if number < len(routers) else routers[0]
         DataSource.objects.create(name=f"CoBo[{number}]", ecc_server=server, data_router=router)
         server.selected_config = ConfigId.objects.create(
             ecc_server=server, describe=f"cobo{number % 4}", prepare="experiment",
@@ -78,6 +87,23 @@ def router(tmp_path):
 
 
 @pytest.fixture
+def more_routers(tmp_path):
+    """Start router1, router2, ... processes: ``more_routers(n)`` returns them."""
+    started: list[RouterProcess] = []
+
+    def start(count: int) -> list[RouterProcess]:
+        for number in range(len(started) + 1, count + 1):
+            workdir = tmp_path / f"router{number}"
+            workdir.mkdir()
+            started.append(RouterProcess(workdir))
+        return started[:count]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
 async def emulators():
     """Start N emulated ECC servers whose boards stream to their routers."""
     groups = []
@@ -95,19 +121,20 @@ async def emulators():
 
 
 @pytest.fixture
-async def system(emulators, router, transactional_db, settings, tmp_path):
-    """Emulators, a router, a data model for them, and a running engine.
+async def system(emulators, router, more_routers, transactional_db, settings, tmp_path):
+    """Emulators, a data router per CoBo, a data model for them, and a running engine.
 
     Returns ``(group, servers, engine)``; configuration backups go to
-    ``tmp_path / "backups"``.
+    ``tmp_path / "backups"``. CoBo[0] sends to the ``router`` fixture (router0).
     """
     settings.CONFIG_BACKUP_ROOT = tmp_path / "backups"
     engines = []
 
     async def start(count: int = 3, seconds: float = 0.05, **poll):
         group = await emulators(count, seconds)
+        others = [(r.port, str(r.workdir)) for r in more_routers(count - 1)]
         servers = await sync_to_async(make_model)([s.url for s in group.servers], router.port,
-                                                  str(router.workdir))
+                                                  str(router.workdir), others)
         engine = Engine(fast_settings(**poll))
         await engine.start()
         engines.append(engine)

@@ -40,16 +40,22 @@ async def a_run(seconds: float = 0.6) -> RunMetadata:
                           .first(), 20, "the run filed")
 
 
-async def test_a_run_is_filed_with_its_configuration_and_the_next_start_works(system, router):
+async def test_a_run_is_filed_with_its_configuration_and_the_next_start_works(system, router,
+                                                                             more_routers):
     group, servers, engine = await system(2)
     run = await a_run()
     folder = router.workdir / EXPERIMENT / "run_0000"
     files = graws(folder)
-    assert len(files) == 8  # 2 CoBos x 4 AsAds
+    assert len(files) == 4  # CoBo[0] x 4 AsAds; CoBo[1] has router1
     assert graws(router.workdir) == {}
     for name in files:
         frames = list(iter_frames(folder / name))
         assert frames and {f.asad_idx for f in frames} == {int(name.split("_")[1][-1])}
+        assert {f.cobo_idx for f in frames} == {0}
+    other = more_routers(1)[0].workdir
+    assert len(graws(other / EXPERIMENT / "run_0000")) == 4
+    assert run.manifest["routers"]["router1"]["directory"] == str(other / EXPERIMENT /
+                                                                  "run_0000")
     manifest = run.manifest["routers"]["router0"]
     assert {f["name"]: f["size"] for f in manifest["files"]} == files
     assert manifest["bytes"] == sum(files.values()) and manifest["directory"] == str(folder)
@@ -60,10 +66,10 @@ async def test_a_run_is_filed_with_its_configuration_and_the_next_start_works(sy
     assert run.manifest["configs"]["CoBo[1]"]["files"] == [
         "configure-experiment.xcfg", "describe-cobo1.xcfg"]
     # The router is clean again, and the next run starts and files under its own number.
-    assert await sync_to_async(lambda: DataRouter.objects.get().is_clean)()
+    assert await sync_to_async(lambda: all(r.is_clean for r in DataRouter.objects.all()))()
     second = await a_run(0.3)
     assert second.run_number == 1
-    assert len(graws(router.workdir / EXPERIMENT / "run_0001")) == 8
+    assert len(graws(router.workdir / EXPERIMENT / "run_0001")) == 4
 
 
 async def test_backup_takes_xml_when_no_xcfg_and_names_a_missing_file(system, tmp_path):
@@ -123,7 +129,8 @@ async def test_start_is_refused_while_a_router_is_offline(system, router):
     router.stop()
     command = await run_command("running")
     assert command.status == "failed" and "data router router0 is offline" in command.error
-    await wait_for(lambda: not DataRouter.objects.get().is_online, what="router offline")
+    await wait_for(lambda: not DataRouter.objects.get(name="router0").is_online,
+                   what="router offline")
 
 
 async def test_a_router_reached_over_ssh(system, router, sshd):
@@ -134,12 +141,12 @@ async def test_a_router_reached_over_ssh(system, router, sshd):
     over_ssh = Engine(fast_settings_with_ssh(sshd))
     await over_ssh.start()
     try:
-        await wait_for(lambda: DataRouter.objects.filter(is_online=True, is_clean=True).exists(),
-                       what="router online over SSH")
+        await wait_for(lambda: not DataRouter.objects.exclude(is_online=True, is_clean=True)
+                       .exists(), what="routers online over SSH")
         run = await a_run(0.3)
         assert run.manifest["routers"]["router0"]["directory"] == str(
             router.workdir / EXPERIMENT / "run_0000")
-        assert len(graws(router.workdir / EXPERIMENT / "run_0000")) == 8
+        assert len(graws(router.workdir / EXPERIMENT / "run_0000")) == 4
         assert over_ssh.pool.host("127.0.0.1", local=False).connects == 1
     finally:
         await over_ssh.stop()
