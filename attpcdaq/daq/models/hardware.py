@@ -23,7 +23,9 @@ def _run_sync(coroutine_function: Callable[[], Awaitable]):
 class ConfigId(models.Model):
     """A configuration set an ECC server offers: the names of its three files.
 
-    On the server ``describe`` names ``describe-<describe>.xcfg`` and so on. As XML
+    On the server Describe reads ``describe-<describe>``, Prepare ``configure-<prepare>``
+    and Configure ``configure-<configure>``, each ``.xcfg``, else ``.xml``
+    (``prepare-*`` files are never read). As XML
     (what :meth:`as_xml` returns and the server expects)::
 
         <ConfigId>
@@ -33,9 +35,12 @@ class ConfigId(models.Model):
         </ConfigId>
     """
 
-    describe = models.CharField(max_length=120, help_text="Name of the describe-*.xcfg file.")
-    prepare = models.CharField(max_length=120, help_text="Name of the prepare-*.xcfg file.")
-    configure = models.CharField(max_length=120, help_text="Name of the configure-*.xcfg file.")
+    describe = models.CharField(max_length=120,
+                                help_text="Describe reads describe-NAME.xcfg (else .xml).")
+    prepare = models.CharField(max_length=120,
+                               help_text="Prepare reads configure-NAME.xcfg (else .xml).")
+    configure = models.CharField(max_length=120,
+                                 help_text="Configure reads configure-NAME.xcfg (else .xml).")
     ecc_server = models.ForeignKey("ECCServer", on_delete=models.CASCADE, related_name="configs",
                                    help_text="The ECC server that offers this set.")
     last_fetched = models.DateTimeField(default=timezone.now,
@@ -94,7 +99,8 @@ class ECCServer(models.Model):
                                 help_text="Path of the server's log file on its machine.")
     config_dir = models.CharField(max_length=500, blank=True,
                                   help_text="Directory of its .xcfg files on its machine, "
-                                  "for the configuration backup of each run.")
+                                  "for the configuration backup of each run and the check "
+                                  "at Start that they did not change since Configure.")
     enabled = models.BooleanField(default=True, help_text="Take part in system-wide "
                                   "transitions. Disable a broken board to run without it.")
     selected_config = models.ForeignKey(ConfigId, on_delete=models.SET_NULL, null=True,
