@@ -1,7 +1,8 @@
 """``attpcdaq ecc``: talk to one ECC server from a terminal, for troubleshooting.
 
-Exit status: 0 on success, 1 when the server answered with an error, 2 when it
-could not be reached, timed out, answered badly, or the arguments were wrong.
+Exit status: 0 on success, 1 when the server answered with an error or ignored the
+transition (its state does not allow it: the board did not move), 2 when it could
+not be reached, timed out, answered badly, or the arguments were wrong.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from .get import (
     DataLinkSet,
     EccClient,
     EccError,
+    EccIgnored,
     EccRefused,
     Operation,
     XmlError,
+    parse_configure_answer,
+    parse_data_senders,
 )
 
 ACTIONS = ["state", "configs", *(op.name.lower() for op in Operation)]
@@ -64,10 +68,25 @@ async def _act(args: argparse.Namespace, config, links) -> str:
         if args.action == "configs":
             return "\n".join(str(config) for config in await ecc.get_config_ids())
         operation = Operation[args.action.upper()]
-        reply = await ecc.transition(operation, config, links)
-        now = await ecc.get_state()
-        detail = f": {reply.text}" if reply.text else ""
-        return f"{operation} done, now {now.state.label}{detail}"
+        reply, now = await ecc.run_operation(operation, config, links)
+        return f"{operation} done, now {now.state.label}{_detail(operation, reply.text)}"
+
+
+def _detail(operation: Operation, text: str) -> str:
+    """What Describe and Configure answered, in a few words (Configure's answer holds
+    whole configuration files)."""
+    try:
+        if operation is Operation.DESCRIBE and text:
+            return f" (boards: {', '.join(parse_data_senders(text)) or 'none'})"
+        if operation is Operation.CONFIGURE and text:
+            answer = parse_configure_answer(text)
+            links = ", ".join(f"{link.sender} -> {link.router_name}"
+                              for link in answer.links or ())
+            files = ", ".join(f.filename for f in answer.files)
+            return f" (links: {links or 'none'}; files used: {files or 'none'})"
+    except XmlError as exc:
+        return f" (its answer could not be read: {exc})"
+    return ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         output = asyncio.run(_act(args, config, links))
+    except EccIgnored as exc:
+        print(f"error: the server {exc.detail}", file=sys.stderr)
+        return 1
     except EccRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ __all__ = [
     "EmulatedCrash",
     "EmulatedEcc",
     "FaultKind",
+    "Performed",
     "StateAnswer",
     "TransitionSeconds",
     "parse_transition_seconds",
@@ -85,6 +88,16 @@ class Answer:
     code: int
     message: str
     text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Performed:
+    """A transition the emulator ran: when it began and ended (monotonic), and how."""
+
+    operation: Operation
+    began: float
+    ended: float
+    code: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +198,8 @@ class EmulatedEcc:
         self.files: dict[str, str] = {}
         #: What Describe and Configure last answered (an ignored one answers it again).
         self.texts: dict[Operation, str] = {}
+        #: The transitions run lately, oldest first (tests read their order).
+        self.history: deque[Performed] = deque(maxlen=200)
         self._faults: dict[Operation, tuple[FaultKind, str]] = {}
         self._release: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -243,10 +258,15 @@ class EmulatedEcc:
             return Answer(0, "", self.texts.get(op, ""))
         self._faults.pop(op, None)
         self.running, self._task = step, asyncio.current_task()
+        began, code = time.monotonic(), None
         try:
-            return await self._perform(step, config_id, table, kind, message)
+            answer = await self._perform(step, config_id, table, kind, message)
+            code = answer.code
+            return answer
         finally:
             self.running, self._task = None, None
+            if code is not None:
+                self.history.append(Performed(op, began, time.monotonic(), code))
 
     async def _perform(self, step: Step, config_id: str, table: str, kind: FaultKind | None,
                        message: str) -> Answer:

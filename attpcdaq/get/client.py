@@ -50,8 +50,9 @@ from .exceptions import (
     EccSoapFault,
     EccTimeout,
     EccUnreachable,
+    PlanError,
 )
-from .states import Operation, State, Step, TransitionCode
+from .states import Operation, State, Step, TransitionCode, step_for
 from .xmldocs import ConfigId, DataLinkSet, parse_config_list
 
 __all__ = [
@@ -410,6 +411,33 @@ class EccClient:
         if state.state != step.target:
             raise EccIgnored(self.url, str(step.operation), state.state, step.target)
         return reply, state
+
+    async def run_operation(self, operation: Operation | str, config: ConfigId | None,
+                            links: DataLinkSet | None) -> tuple[TextReply, StateReply]:
+        """Run ``operation`` from whatever state the board is in, confirmed by GetState.
+
+        For a person at a terminal, who names an operation rather than a step: the
+        state is asked first; an operation that state does not allow is still sent
+        (the server decides), and reported as ignored when nothing moved.
+
+        Raises
+        ------
+        EccIgnored
+            When the board did not move; its message names the state.
+        EccError
+            As :meth:`run_step`.
+        """
+        op = Operation(operation)
+        before = await self.get_state()
+        try:
+            step = step_for(op, before.state)
+        except PlanError:
+            reply = await self.transition(op, config, links)
+            after = await self.get_state()
+            if after.state == before.state:
+                raise EccIgnored(self.url, str(op), after.state, None) from None
+            return reply, after  # someone else moved it meanwhile: it is where it is
+        return await self.run_step(step, config, links)
 
     async def _settled_state(self, step: Step) -> StateReply:
         """Poll GetState until no transition runs, within the transition timeout."""

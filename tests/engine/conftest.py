@@ -104,13 +104,19 @@ def more_routers(tmp_path):
 
 
 @pytest.fixture
-async def emulators():
+def gsoap():
+    """The gSOAP generation the emulated servers behave as; parametrize to change it."""
+    return "2.8"
+
+
+@pytest.fixture
+async def emulators(gsoap):
     """Start N emulated ECC servers whose boards stream to their routers."""
     groups = []
 
     async def start(count: int = 3, seconds: float = 0.05) -> EccEmulatorGroup:
         group = EccEmulatorGroup(count=count, host="127.0.0.1", port=0, transition_seconds=seconds,
-                                 data=DataSettings(rate_hz=20, hits_per_asad=4))
+                                 data=DataSettings(rate_hz=20, hits_per_asad=4), gsoap=gsoap)
         await group.__aenter__()
         groups.append(group)
         return group
