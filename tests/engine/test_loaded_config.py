@@ -43,8 +43,11 @@ def configs(tmp_path):
 
 
 @pytest.fixture
-async def rig(configs, router, transactional_db, settings, tmp_path):
-    """Emulated servers reading ``configs``, a model pointing at it, and a running engine."""
+async def rig(configs, router, more_routers, transactional_db, settings, tmp_path):
+    """Emulated servers reading ``configs``, a model pointing at it, and a running engine.
+
+    Each CoBo has a router of its own (a dataRouter serves one connection at a time).
+    """
     settings.CONFIG_BACKUP_ROOT = tmp_path / "backups"
     groups, engines = [], []
 
@@ -55,9 +58,11 @@ async def rig(configs, router, transactional_db, settings, tmp_path):
         await group.__aenter__()
         groups.append(group)
 
+        others = [(r.port, str(r.workdir)) for r in more_routers(count - 1)]
+
         def model():
             servers = make_model([s.url for s in group.servers], router.port,
-                                 str(router.workdir))
+                                 str(router.workdir), others)
             ECCServer.objects.update(config_dir=str(configs),
                                      ssh_host="127.0.0.1" if ssh else "")
             return servers
