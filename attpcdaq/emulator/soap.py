@@ -12,12 +12,14 @@ Two generations of gSOAP build the real servers, and they differ on the operatio
 children (:class:`Generation`): up to 2.8.29 they are qualified, and a prefixed
 child (``<q:configID>``) is read; from 2.8.30 they are unqualified, and a prefixed
 child is silently skipped, so that argument arrives as "". A missing argument is ""
-in both. Answers are written as gSOAP writes them, prefixes ``SOAP-ENV`` and
-``ns``, the children qualified or not by generation::
+in both; a repeated one is read once (the first). Answers are written as gSOAP
+2.8.124 writes them (compared in tests/wire against a server built with it):
+prefixes ``SOAP-ENV`` and ``ecc``, empty strings self-closed, the children
+qualified or not by generation::
 
-    <SOAP-ENV:Envelope xmlns:SOAP-ENV="..." xmlns:ns="urn:ecc"><SOAP-ENV:Body>
-      <ns:ResponseState><ErrorCode>0</ErrorCode><ErrorMessage></ErrorMessage>
-        <State>1</State><Transition>0</Transition></ns:ResponseState>
+    <SOAP-ENV:Envelope xmlns:SOAP-ENV="..." xmlns:ecc="urn:ecc"><SOAP-ENV:Body>
+      <ecc:ResponseState><ErrorCode>0</ErrorCode><ErrorMessage/>
+        <State>1</State><Transition>0</Transition></ecc:ResponseState>
     </SOAP-ENV:Body></SOAP-ENV:Envelope>
 """
 
@@ -52,7 +54,7 @@ _NSMAP = {
     "SOAP-ENC": "http://schemas.xmlsoap.org/soap/encoding/",
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
     "xsd": "http://www.w3.org/2001/XMLSchema",
-    "ns": ECC_NS,
+    "ecc": ECC_NS,  # gSOAP writes the header's own prefix
 }
 
 #: The required string arguments of every operation, as in ecc.wsdl.
@@ -152,8 +154,8 @@ def parse_request(body: bytes, generation: Generation = Generation.UNQUALIFIED) 
     operation = _qualified(node.tag, ECC_NS)
     if operation not in OPERATION_ARGUMENTS:
         qname = etree.QName(node)
-        raise SoapError(f"Method '{qname.localname}' in namespace {qname.namespace!r} not "
-                        "implemented: method name or namespace not recognized")
+        raise SoapError(f"Method '{qname.localname}' not implemented: method name or "
+                        "namespace not recognized")
     return SoapRequest(operation, _arguments(node, operation, generation))
 
 
@@ -171,11 +173,10 @@ def _arguments(node: etree._Element, operation: str,
         if child.prefix is not None and generation is Generation.UNQUALIFIED:
             continue
         if name.localname in found:
-            raise SoapError(f"{operation}: argument {name.localname} given twice")
-        if _elements(child):
-            raise SoapError(f"{operation}: argument {name.localname} must be a string, "
-                            "not XML elements (escape its XML)")
-        found[name.localname] = child.text or ""
+            continue  # gSOAP takes the first and skips the rest
+        # gSOAP reads markup inside a string argument as the string (seen with 2.8.124).
+        found[name.localname] = (child.text or "") + "".join(
+            etree.tostring(inner, encoding="unicode") for inner in child)
     return {arg: found.get(arg, "") for arg in OPERATION_ARGUMENTS[operation]}
 
 
@@ -189,7 +190,8 @@ def _answer(name: str, generation: Generation, **fields: object) -> bytes:
     node = etree.Element(f"{{{ECC_NS}}}{name}", nsmap=_NSMAP)
     child_ns = f"{{{ECC_NS}}}" if generation is Generation.QUALIFIED else ""
     for key, value in fields.items():
-        etree.SubElement(node, f"{child_ns}{key}").text = str(value)
+        # None, not "": gSOAP writes an empty string as <ErrorMessage/>.
+        etree.SubElement(node, f"{child_ns}{key}").text = str(value) or None
     return _envelope(node)
 
 
