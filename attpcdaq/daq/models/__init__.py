@@ -3,7 +3,7 @@
 from .control import ApiToken, Command, EngineHeartbeat, Event
 from .hardware import ConfigId, DataRouter, DataSource, ECCServer
 from .loaded import LoadedConfig, RunConfig
-from .runs import Experiment, RunMetadata
+from .runs import Experiment, RunMetadata, UnattributedData
 
 __all__ = [
     "ApiToken",
@@ -18,4 +18,5 @@ __all__ = [
     "LoadedConfig",
     "RunConfig",
     "RunMetadata",
+    "UnattributedData",
 ]

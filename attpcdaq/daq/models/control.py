@@ -25,6 +25,9 @@ class Command(models.Model):
         RESET = "reset", "Reset (one step back)"
         REFRESH_CONFIGS = "refresh_configs", "Fetch configuration sets"
         TAIL_LOG = "tail_log", "Read a log"
+        ABORT = "abort", "Abandon the transition"
+        EXCLUDE = "exclude", "Take out of the system"
+        INCLUDE = "include", "Put back into the system"
 
     class Status(models.TextChoices):
         """Where the command stands."""
@@ -50,6 +53,8 @@ class Command(models.Model):
                              "when the target alone does not say (\"Stop the run\").")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                              blank=True, related_name="+")
+    reason = models.TextField(blank=True, help_text="Why, as the operator said (exclude, "
+                              "include, abort).")
     confirm_drift = models.BooleanField(default=False, help_text="A Start the operator "
                                         "confirmed although configuration files changed "
                                         "since Configure.")
@@ -68,6 +73,9 @@ class Command(models.Model):
     class Meta:
         ordering = ["-created", "-pk"]
         permissions = [("control_daq", "Can operate the DAQ")]
+        # The engine claims the oldest pending; the page lists the newest.
+        indexes = [models.Index(fields=["status", "created"], name="command_claim"),
+                   models.Index(fields=["-created"], name="command_newest")]
 
     @property
     def refused_for_drift(self) -> bool:

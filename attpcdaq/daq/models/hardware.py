@@ -70,7 +70,23 @@ class ConfigId(models.Model):
         return cls(describe=value.describe, prepare=value.prepare, configure=value.configure)
 
 
-class ECCServer(models.Model):
+class Excludable(models.Model):
+    """Hardware an operator can take out of the system, with a reason, and put back.
+
+    Excluded hardware is skipped by walks, Start, Stop and the Start checks; the
+    runs record when and why (their coverage).
+    """
+
+    excluded = models.BooleanField(default=False, help_text="Taken out of the system by an "
+                                   "operator: skipped by walks, Start, Stop and the checks.")
+    excluded_reason = models.TextField(blank=True, help_text="Why it was taken out.")
+    excluded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ECCServer(Excludable):
     """An ECC server (getEccSoapServer) and what the engine last learned of it.
 
     The model holds configuration and observed state; the protocol work is done by
@@ -119,6 +135,10 @@ class ECCServer(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True,
                                      help_text="When it last answered, as of its last change.")
+    transition_started = models.DateTimeField(null=True, blank=True, help_text="When the "
+                                              "engine began the transition it runs on it.")
+    transition_times = models.JSONField(default=dict, blank=True, help_text="Seconds its "
+                                        "recent transitions took, by operation (newest last).")
 
     class Meta:
         ordering = ["name"]
@@ -237,7 +257,7 @@ class ECCServer(models.Model):
         self.save(update_fields=["state", "is_transitioning", "target_state"])
 
 
-class DataRouter(models.Model):
+class DataRouter(Excludable):
     """A data router (dataRouter): receives a board's stream and writes .graw files."""
 
     class ConnectionType(models.TextChoices):

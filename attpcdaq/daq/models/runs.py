@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -87,6 +88,12 @@ class RunMetadata(models.Model):
                                 help_text="Files filed, by data router: name and size.")
     filed = models.BooleanField(default=False, help_text="Data and configurations filed.")
     filing_error = models.TextField(blank=True, help_text="Why filing failed (it is retried).")
+    coverage = models.JSONField(default=dict, blank=True, help_text="The boards and routers "
+                                "that took part, and those excluded: from when to when, why.")
+    incomplete = models.BooleanField(default=False, help_text="Some of its data is missing "
+                                     "or short (see problems).")
+    problems = models.JSONField(default=list, blank=True, help_text="What is wrong with its "
+                                "data, one sentence each.")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -110,3 +117,40 @@ class RunMetadata(models.Model):
         if self.start_datetime is None:
             return None
         return (self.stop_datetime or timezone.now()) - self.start_datetime
+
+
+class UnattributedData(models.Model):
+    """Files a data router wrote while no run was open, waiting for the operator's choice.
+
+    Never left unattributed and never blocking Start unseen: the page offers to file
+    them into a run, or to set them aside in ``<experiment>/unattributed/`` with a note.
+    """
+
+    class Decision(models.TextChoices):
+        """What the operator chose."""
+
+        PENDING = "", "Not decided"
+        RUN = "run", "Filed into a run"
+        ASIDE = "aside", "Set aside"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT,
+                                   related_name="unattributed")
+    router = models.ForeignKey("DataRouter", on_delete=models.CASCADE,
+                               related_name="unattributed")
+    files = models.JSONField(default=list, help_text="The files found: name and size.")
+    found = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=5, choices=Decision.choices, blank=True,
+                                default=Decision.PENDING)
+    run = models.ForeignKey(RunMetadata, on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="+", help_text="The run they were filed into.")
+    note = models.TextField(blank=True, help_text="The operator's note.")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   blank=True, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-found"]
+        verbose_name_plural = "unattributed data"
+
+    def __str__(self) -> str:
+        return f"{len(self.files)} unattributed file(s) on {self.router}"
