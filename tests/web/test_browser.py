@@ -144,7 +144,7 @@ def choose_configs(page: Page) -> dict[str, str]:
         chooser = row.locator("select[data-chooser]")
         expect(chooser).to_be_enabled()  # the server is Idle
         describe = chooser.input_value().split("/")[0]
-        chosen[name] = f"{describe}/experiment/pulser"
+        chosen[name] = f"{describe}/pulser/pulser"
         chooser.select_option(chosen[name])
         expect(page.locator("#toasts")).to_contain_text(f"{name} will use {chosen[name]}")
     return chosen
