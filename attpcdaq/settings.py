@@ -6,6 +6,9 @@ Everything that varies between machines comes from the environment:
   live (default ``~/.local/share/attpcdaq``), outside the source tree.
 - ``ATTPCDAQ_DATABASE_URL``: a PostgreSQL URL; SQLite in the data dir when unset.
 - ``ATTPCDAQ_DEBUG``, ``ATTPCDAQ_ALLOWED_HOSTS`` (comma-separated), ``ATTPCDAQ_SECRET_KEY``.
+- Liveness, expiry and pruning (below): ``ATTPCDAQ_HEARTBEAT_INTERVAL``,
+  ``ATTPCDAQ_ENGINE_STALE_AFTER``, ``ATTPCDAQ_COMMAND_EXPIRY``, ``ATTPCDAQ_PRUNE_*``,
+  ``ATTPCDAQ_LOG_READS_*``.
 """
 
 import os
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import dj_database_url
 import xstatic.pkg.bootstrap
+from django.core.exceptions import ImproperlyConfigured
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("ATTPCDAQ_DATA_DIR",
@@ -119,6 +123,48 @@ WHITENOISE_AUTOREFRESH = True
 
 #: Where configuration files used by each run are backed up.
 CONFIG_BACKUP_ROOT = Path(os.environ.get("ATTPCDAQ_BACKUP_ROOT", DATA_DIR / "config-backups"))
+
+
+def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A number from the environment; ImproperlyConfigured naming it when it is not one."""
+    text = os.environ.get(name, "")
+    try:
+        value = float(text) if text else float(default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={text!r} is not a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={text!r}: at least {minimum} expected")
+    return value
+
+
+# Liveness of the engine ----------------------------------------------------------------
+#: Seconds between the engine's heartbeats.
+ENGINE_HEARTBEAT_INTERVAL = _number("ATTPCDAQ_HEARTBEAT_INTERVAL", 0.5, minimum=0.05)
+#: Seconds without a heartbeat after which the engine counts as not running: the page
+#: (polled every second) and /api/status say so within this plus a second, and the
+#: services refuse commands (503). Four beats: one late beat is no outage.
+ENGINE_STALE_AFTER = _number("ATTPCDAQ_ENGINE_STALE_AFTER", 2.0, minimum=0.1)
+if ENGINE_STALE_AFTER <= 2 * ENGINE_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("ATTPCDAQ_ENGINE_STALE_AFTER must exceed twice "
+                               "ATTPCDAQ_HEARTBEAT_INTERVAL, or one late beat reads as an outage")
+#: Seconds a command may wait for the engine: one asked while the engine was not
+#: running and not taken up within this fails ("the engine is not running") instead of
+#: running whenever the engine comes back.
+COMMAND_EXPIRY = _number("ATTPCDAQ_COMMAND_EXPIRY", 5.0, minimum=0.1)
+
+# Bounded tables (engine/pruning.py) ------------------------------------------------------
+#: Events and commands older than this many days are deleted...
+PRUNE_AFTER_DAYS = _number("ATTPCDAQ_PRUNE_AFTER_DAYS", 90)
+#: ...and each table keeps at most this many rows (beyond those never pruned: runs, the
+#: commands that started or stopped a run, unacknowledged alarms, commands not finished).
+PRUNE_KEEP_ROWS = int(_number("ATTPCDAQ_PRUNE_KEEP_ROWS", 100_000))
+#: Log reads (Command rows holding a log's last lines) go sooner: days, and rows kept.
+LOG_READS_KEEP_DAYS = _number("ATTPCDAQ_LOG_READS_KEEP_DAYS", 7)
+LOG_READS_KEEP_ROWS = int(_number("ATTPCDAQ_LOG_READS_KEEP_ROWS", 1000))
+#: Seconds between two prunings by the engine (the first right after it starts).
+PRUNE_INTERVAL = _number("ATTPCDAQ_PRUNE_INTERVAL", 600, minimum=1)
+#: Log reads one user may ask for per second (more are refused with 429).
+LOG_READS_PER_SECOND = int(_number("ATTPCDAQ_LOG_READS_PER_SECOND", 2, minimum=1))
 
 LOGGING = {
     "version": 1,
