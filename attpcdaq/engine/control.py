@@ -21,8 +21,6 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from django.utils import timezone
-
 from attpcdaq.daq.models import Command, ECCServer, RunMetadata
 from attpcdaq.get import (
     EccError,
@@ -38,6 +36,7 @@ from attpcdaq.get import (
 
 from .coordinator import EccCoordinator
 from .loaded import check_drift, drift_refusal, record_configure_answers
+from .runs import StartRefused
 
 if TYPE_CHECKING:
     from .supervisor import Engine
@@ -123,9 +122,9 @@ class Controller:
             if coord is None:
                 raise Refused(f"the engine does not know ECC server {command.ecc_server}")
             return [coord]
-        coords = [c for c in self.engine.coordinators.values() if c.info.enabled]
+        coords = self.engine.keeper.participants()
         if not coords:
-            raise Refused("there are no enabled ECC servers")
+            raise Refused("there are no enabled ECC servers that are not excluded")
         return coords
 
     @staticmethod
@@ -225,86 +224,86 @@ class Controller:
             raise StepFailed(operation, failures)
 
     async def start_run(self, coords: list[EccCoordinator]) -> None:
-        """Open the next run, Start every server, and mark it started when all confirm."""
-        if {c.state for c in coords} != {State.READY}:
-            raise Refused(f"Start needs every server Ready; {self._not_in(coords, State.READY)}")
-        await self.engine.check_routers_for_start()
+        """Open the next run, Start every server, and mark it started when all confirm.
+
+        The preconditions and the run's records are the run keeper's (engine/runs.py).
+        """
+        keeper = self.engine.keeper
+        try:
+            await keeper.check_start(coords)
+        except StartRefused as exc:
+            raise Refused(str(exc)) from None
         drift = await check_drift(self.db, self.engine.pool, coords)
         if drift and not self.confirm_drift:
             raise Refused(drift_refusal(drift))
         args = await self.db.run(_transition_args, [c.info.pk for c in coords])
         configs = {c.name: str(args[c.info.pk][0]) for c in coords}
         try:
-            run = await self.db.reserve_run_with_loaded(configs, [c.info.pk for c in coords])
-        except RuntimeError as exc:
-            raise Refused(f"cannot start: {exc}") from None
+            run = await keeper.open(coords, configs)
+        except StartRefused as exc:
+            raise Refused(str(exc)) from None
         self.run_id = run.pk
-        self.engine.run_opened(run)
         if drift:
             await self.db.event("warning", "run control", f"run {run.run_number} started as "
                                 "the operator confirmed, despite configuration drift: "
                                 + "; ".join(drift), run.pk)
+        keeper.moving = True
         try:
             await self.round({c: step_for(Operation.START, State.READY) for c in coords})
         except StepFailed as failure:
             await self._abort(run, coords, failure)
             raise
-        await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING,
-                                 start_datetime=timezone.now())
-        await self.db.event("info", "run control", f"run {run.run_number} started", run.pk)
+        finally:
+            keeper.moving = False
+        await keeper.started(run)
 
     async def _abort(self, run: RunMetadata, coords, failure: StepFailed) -> None:
         """Bring servers that did start back to Ready and record the run as aborted."""
-        self.engine.run_closed()  # servers leaving Running now is our doing, not an alarm
         started = [c for c in coords if c.state in (State.RUNNING, State.PAUSED)]
         if started:
             stop = step_for(Operation.STOP, State.RUNNING)
             try:
                 await self.round({c: stop for c in started})
             except StepFailed as exc:
-                await self.db.event("alarm", _names(started), f"after a failed Start: {exc}",
-                                    run.pk)
-        await self.db.update_run(run.pk, status=RunMetadata.Status.ABORTED,
-                                 stop_datetime=timezone.now(), reason=str(failure))
-        await self.db.event("error", "run control",
-                            f"run {run.run_number} aborted: {failure}", run.pk)
+                await self.engine.keeper.alarm(run.pk, _names(started), "abort",
+                                               f"after a failed Start: {exc}")
+        await self.engine.keeper.aborted(run, str(failure))
 
     async def run_round(self, coords, operation: Operation, status: str) -> None:
         """Pause or Resume every server and record the run's new status."""
-        run = await self.db.open_run()
-        await self.round({c: step_for(operation, c.state) for c in coords})
+        keeper = self.engine.keeper
+        keeper.moving = True
+        try:
+            await self.round({c: step_for(operation, c.state) for c in coords})
+        finally:
+            keeper.moving = False
+        run = await keeper.set_status(status)
         if run:
             self.run_id = run.pk
-            await self.db.update_run(run.pk, status=status)
 
     async def stop_run(self, coords: list[EccCoordinator],
                        steps: dict[EccCoordinator, Step] | None = None) -> None:
         """Stop every given server (by Stop, or the given run-ending ``steps``); always
         close the run; then raise naming failures."""
-        run = await self.db.open_run()
+        keeper = self.engine.keeper
+        run = await keeper.stopping()
         if run:
             self.run_id = run.pk
-            await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPING)
-            self.engine.stopping = True
         failure = None
+        keeper.moving = True
         try:
             await self.round(steps or {c: step_for(Operation.STOP, c.state) for c in coords})
         except StepFailed as exc:
             failure = exc
             for coord, error in exc.failures:
-                await self.db.event("alarm", coord.name, f"did not stop: {_reason(error)}",
-                                    run.pk if run else None)
+                await keeper.alarm(run.pk if run else None, coord.name, "stop",
+                                   f"{coord.name} did not stop: {_reason(error)}")
         finally:
-            # Closed before the flag drops: a confirming poll that sees Ready now is
-            # the end of this run, not a server falling out of it.
-            self.engine.run_closed()
-            self.engine.stopping = False
+            keeper.moving = False
         if run:
-            await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
-                                     stop_datetime=timezone.now(),
-                                     reason=str(failure) if failure else "")
-            await self.db.event("info", "run control", f"run {run.run_number} stopped", run.pk)
-            await self.engine.after_run(run)
+            # Closed at once; the filer waits until every board of the run has left
+            # Running (or was excluded) and its files have settled.
+            await keeper.close(run, str(failure) if failure else "")
         if failure:
             raise failure
 

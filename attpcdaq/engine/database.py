@@ -33,6 +33,8 @@ class ServerInfo:
     enabled: bool
     #: Its boards are only the MuTAnT (the trigger): it moves in its own phase.
     controls_trigger: bool = False
+    #: Taken out of the system by an operator: skipped by walks, Start and Stop.
+    excluded: bool = False
 
 
 class EngineDatabase:
@@ -125,7 +127,8 @@ class EngineDatabase:
         """The open run of the active experiment, if any."""
         return await self.run(_open_run)
 
-    async def reserve_run(self, configs: dict[str, str]) -> RunMetadata:
+    async def reserve_run(self, configs: dict[str, str],
+                          coverage: dict | None = None) -> RunMetadata:
         """Create the next run of the active experiment, in one transaction.
 
         Raises
@@ -133,7 +136,7 @@ class EngineDatabase:
         RuntimeError
             When there is no active experiment or a run is already open.
         """
-        return await self.run(_reserve_run, configs)
+        return await self.run(_reserve_run, configs, coverage)
 
     async def update_run(self, pk: int, **fields: Any) -> None:
         """Write the given fields of a run."""
@@ -149,8 +152,8 @@ class EngineDatabase:
         """Forget what server ``pk`` had loaded: it went below Ready, or restarted."""
         await self.run(_clear_loaded_config, pk)
 
-    async def reserve_run_with_loaded(self, configs: dict[str, str],
-                                      pks: list[int]) -> RunMetadata:
+    async def reserve_run_with_loaded(self, configs: dict[str, str], pks: list[int],
+                                      coverage: dict | None = None) -> RunMetadata:
         """:meth:`reserve_run`, with each server's loaded configuration copied onto the
         run in the same transaction.
 
@@ -159,7 +162,7 @@ class EngineDatabase:
         RuntimeError
             As :meth:`reserve_run`.
         """
-        return await self.run(_reserve_run_with_loaded, configs, pks)
+        return await self.run(_reserve_run_with_loaded, configs, pks, coverage)
 
 
 def _settle(future: asyncio.Future, task: asyncio.Future) -> None:
@@ -180,7 +183,8 @@ def _with_connection(function, *args, **kwargs):
 
 def _servers() -> list[ServerInfo]:
     servers = ECCServer.objects.prefetch_related("data_sources")
-    return [ServerInfo(s.pk, s.name, s.url, s.enabled, _controls_trigger(s)) for s in servers]
+    return [ServerInfo(s.pk, s.name, s.url, s.enabled, _controls_trigger(s), s.excluded)
+            for s in servers]
 
 
 def _controls_trigger(server: ECCServer) -> bool:
@@ -215,7 +219,7 @@ def _open_run() -> RunMetadata | None:
             .filter(status__in=RunMetadata.OPEN).order_by("-created").first())
 
 
-def _reserve_run(configs: dict[str, str]) -> RunMetadata:
+def _reserve_run(configs: dict[str, str], coverage: dict | None = None) -> RunMetadata:
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().filter(is_active=True).first()
         if experiment is None:
@@ -224,7 +228,8 @@ def _reserve_run(configs: dict[str, str]) -> RunMetadata:
             raise RuntimeError("a run is already open")
         return RunMetadata.objects.create(experiment=experiment,
                                           run_number=experiment.next_run_number,
-                                          status=RunMetadata.Status.STARTING, configs=configs)
+                                          status=RunMetadata.Status.STARTING, configs=configs,
+                                          coverage=coverage or {})
 
 
 def _store_loaded_config(pk: int, config: str, files: list[dict], problem: str) -> None:
@@ -241,11 +246,12 @@ def _clear_loaded_config(pk: int) -> None:
     LoadedConfig.objects.filter(ecc_server_id=pk).delete()
 
 
-def _reserve_run_with_loaded(configs: dict[str, str], pks: list[int]) -> RunMetadata:
+def _reserve_run_with_loaded(configs: dict[str, str], pks: list[int],
+                             coverage: dict | None = None) -> RunMetadata:
     from attpcdaq.daq.models import LoadedConfig, RunConfig
 
     with transaction.atomic():
-        run = _reserve_run(configs)
+        run = _reserve_run(configs, coverage)
         RunConfig.objects.bulk_create([
             RunConfig(run=run, server_name=loaded.ecc_server.name, config=loaded.config,
                       configured_at=loaded.configured_at, files=loaded.files,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -65,6 +66,9 @@ class RouterWatcher:
         self.pool = pool
         self.health: dict[int, RouterHealth] = {}
         self._written: dict[int, dict] = {}
+        #: Told after each check (router, previous health or None, health): the run keeper.
+        self.on_check: Callable[[RouterInfo, RouterHealth | None, RouterHealth],
+                                Awaitable[None]] | None = None
 
     async def routers(self) -> list[RouterInfo]:
         """Every data router in the database."""
@@ -94,7 +98,8 @@ class RouterWatcher:
 
     async def check(self, router: RouterInfo) -> RouterHealth:
         """Check one router and write what changed."""
-        previous = self.health.get(router.pk, RouterHealth())
+        last = self.health.get(router.pk)
+        previous = last or RouterHealth()
         health = RouterHealth(_bytes=previous._bytes, _at=previous._at)
         host = self.host(router)
         try:
@@ -117,6 +122,8 @@ class RouterWatcher:
             log.warning("data router %s: %s", router.name, health.error)
         self.health[router.pk] = health
         await self._write(router.pk, health)
+        if self.on_check is not None:
+            await self.on_check(router, last, health)
         return health
 
     async def _write(self, pk: int, health: RouterHealth) -> None:
@@ -127,10 +134,15 @@ class RouterWatcher:
             fields["last_checked"] = timezone.now()
             await self.db.run(lambda: DataRouter.objects.filter(pk=pk).update(**fields))
 
-    async def refusal(self) -> str | None:
-        """Why a run may not start now, checking every router afresh; None when it may."""
+    async def refusal(self, only: set[str] | None = None) -> str | None:
+        """Why a run may not start now, checking every router afresh; None when it may.
+
+        ``only``: the names of the routers that matter (those of the run's boards).
+        """
         problems = []
         for router, health in await self.check_all():
+            if only is not None and router.name not in only:
+                continue
             if not health.online:
                 problems.append(f"data router {router.name} is offline"
                                 f"{': ' + health.error if health.error else ''}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from attpcdaq.daq.models import Command, ECCServer, RunMetadata
+from attpcdaq.daq.models import Command, ECCServer
 from attpcdaq.get import EccError, State, StateReply
 from attpcdaq.remote import HostPool, RemoteError, SshOptions
 
@@ -19,6 +19,7 @@ from .coordinator import EccCoordinator, PollSettings
 from .database import QUICK, EngineDatabase, ServerInfo
 from .datarouters import RouterWatcher, host_for
 from .filing import RunFiler
+from .runs import RunKeeper
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,10 @@ class Engine:
         self.routers = RouterWatcher(self.db, self.pool)
         self.filer = RunFiler(self.db, self.pool, self.routers)
         self.coordinators: dict[int, EccCoordinator] = {}
+        self.keeper = RunKeeper(self.db, self.coordinators, self.routers, self.filer,
+                                self._spawn)
+        self.routers.on_check = self.keeper.router_checked
         self.controller = Controller(self)
-        self.open_run_id: int | None = None
-        self.stopping = False  # a Stop is under way: servers leaving Running is expected
-        self._alarmed: set[tuple[int, int, str]] = set()
         self._fetched_configs: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         self._started = timezone.now()
@@ -63,7 +64,7 @@ class Engine:
                                 f"{interrupted} command(s) were cut short by an engine restart")
         await self.reload_servers()
         await asyncio.gather(*(c.wait_first_poll() for c in self.coordinators.values()))
-        await self._recover_run()
+        await self.keeper.recover()
         await self._beat()
         for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
                      self._heartbeat_loop, self._router_loop):
@@ -185,31 +186,7 @@ class Engine:
         host = host_for(self.pool, target.ssh_host, target.ip_address)
         return await host.tail(target.log_path, lines=lines)
 
-    # Runs and alarms ---------------------------------------------------------------
-    def run_opened(self, run: RunMetadata) -> None:
-        """Note the run that is now open, for alarms."""
-        self.open_run_id = run.pk
-
-    def run_closed(self) -> None:
-        """Note that no run is open."""
-        self.open_run_id = None
-
-    async def check_routers_for_start(self) -> None:
-        """Refuse Start while a run is unfiled or a data router is offline or not clean."""
-        unfiled = await self.db.run(lambda: RunMetadata.objects.filter(
-            filed=False, status__in=[RunMetadata.Status.STOPPED, RunMetadata.Status.ABORTED])
-            .order_by("created").first())
-        if unfiled is not None:
-            why = f": {unfiled.filing_error}" if unfiled.filing_error else " (filing under way)"
-            raise Refused(f"cannot start: run {unfiled.run_number} is not filed yet{why}")
-        reason = await self.routers.refusal()
-        if reason:
-            raise Refused(f"cannot start: {reason}")
-
-    async def after_run(self, run: RunMetadata) -> None:
-        """File a stopped run's data and back up its configurations, in the background."""
-        self._spawn(self.filer.file(run))
-
+    # Runs ---------------------------------------------------------------------------
     async def _router_loop(self) -> None:
         """Check the routers, and retry filing any run left unfiled, on an interval."""
         while True:
@@ -222,7 +199,7 @@ class Engine:
 
     def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
                    previous: State | None) -> None:
-        """Raise an alarm when a server falls out of Running or offline during a run.
+        """After every poll: fetch a new server's configuration sets; tell the keeper.
 
         ``reply`` is None when the server went offline; ``previous`` is the state
         it was in before this poll.
@@ -230,52 +207,9 @@ class Engine:
         if reply is not None and coord.info.pk not in self._fetched_configs:
             self._fetched_configs.add(coord.info.pk)
             self._spawn(self.fetch_configs(coord))
-        run_id = self.open_run_id
-        live = (State.RUNNING, State.PAUSED)
-        if run_id is None or self.stopping or not coord.info.enabled or previous not in live:
-            return
-        if reply is None:
-            kind, message = "offline", f"went offline during the run: {coord.last_exception}"
-        elif reply.state not in live and not reply.transitioning:
-            kind, message = "state", f"fell out of Running during the run: now {reply.state.label}"
-        else:
-            return
-        if (run_id, coord.info.pk, kind) not in self._alarmed:
-            self._alarmed.add((run_id, coord.info.pk, kind))
-            self._spawn(self.db.event("alarm", coord.name, message, run_id))
+        self.keeper.observe(coord, reply, previous)
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.append(task)
         task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
-
-    async def _recover_run(self) -> None:
-        """Bring an open run left by a previous engine in line with the servers."""
-        run = await self.db.open_run()
-        if run is None:
-            return
-        states = {c.state for c in self.coordinators.values() if c.info.enabled and c.online}
-        live = {State.RUNNING, State.PAUSED}
-        now = timezone.now()
-        if run.status == RunMetadata.Status.STARTING:
-            if states and states <= {State.RUNNING}:
-                await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING,
-                                         start_datetime=run.start_datetime or now)
-            else:
-                await self.db.update_run(run.pk, status=RunMetadata.Status.ABORTED,
-                                         stop_datetime=now,
-                                         reason="the engine restarted while the run started")
-                return
-        elif run.status == RunMetadata.Status.STOPPING:
-            if states & live:
-                await self.db.update_run(run.pk, status=RunMetadata.Status.RUNNING)
-            else:
-                await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
-                                         stop_datetime=now)
-                await self.after_run(run)
-                return
-        self.open_run_id = run.pk
-        log.info("resuming with open run %s", run)
-        for coord in self.coordinators.values():
-            # Every server should be running: any that is not now is an alarm.
-            self._on_change(coord, coord.data if coord.online else None, State.RUNNING)

@@ -216,7 +216,7 @@ async def test_engine_restart_mid_run_resumes_the_run(system):
     second = Engine(fast_settings())
     await second.start()
     try:
-        assert second.open_run_id is not None
+        assert second.keeper.open_run_id is not None
         run = await sync_to_async(RunMetadata.objects.get)()
         assert (run.run_number, run.status) == (0, "running")
         assert await sync_to_async(states)() == [RUNNING] * 2
