@@ -36,6 +36,23 @@ from .database import EngineDatabase, ServerInfo
 
 log = logging.getLogger(__name__)
 
+#: How many recent durations of each operation a server keeps (``transition_times``).
+TIMES_KEPT = 20
+#: How long :meth:`EccCoordinator.abandon` waits for the abandoned transition to be
+#: written off (it only waits for the database and one GetState).
+ABANDON_WAIT = 10.0
+
+
+class Abandoned(Exception):
+    """An operator abandoned the transition: the engine stopped waiting for it.
+
+    The server goes on with it (GET never gives up); the coordinator polls it as usual.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
 
 @dataclass
 class PollSettings:
@@ -78,6 +95,12 @@ class EccCoordinator:
         self.failures = 0
         self.online = False
         self.busy: Operation | None = None  # the transition we are running on it
+        self._step: asyncio.Task | None = None  # the client call of that transition
+        self._abandoned: str | None = None  # why an operator abandoned it
+        self._idle = asyncio.Event()  # set while no transition of ours runs
+        self._idle.set()
+        self._was_abandoned = False
+        self._times: dict[str, list[float]] | None = None  # transition_times, once read
         self._on_change = on_change
         self._written = _Written()
         self._wake = asyncio.Event()
@@ -166,26 +189,39 @@ class EccCoordinator:
             log.warning("%s is unreachable: %s", self.name, exc)
         if self.failures == 1 or self.failures == self.settings.offline_after:
             await self._write(online=self.online, error=str(exc))
+        if self.failures == self.settings.offline_after and self.busy is None:
+            # Whatever it was doing, nobody can tell now: it is not "Starting…" for ever.
+            await self._write(transition=TransitionCode.NONE.value, force=True)
         if not self.online and self._on_change:
             self._on_change(self, None, self.state)
 
     async def _write(self, *, state: int | None = None, transition: int | None = None,
-                     online: bool | None = None, error: str | None = None) -> None:
-        """Write only the fields that differ from what we last wrote."""
-        fields: dict = {}
+                     online: bool | None = None, error: str | None = None,
+                     force: bool = False, **more) -> None:
+        """Write only the fields that differ from what we last wrote.
+
+        ``force`` writes the transition (and whether one runs) even when unchanged:
+        the controller writes them behind our back when a transition begins.
+        ``more``: other fields, written as given.
+        """
+        fields: dict = dict(more)
         w = self._written
         if state is not None and state != w.state:
             fields["state"] = w.state = state
-        if transition is not None and transition != w.transition:
+        if transition is not None and (force or transition != w.transition):
             fields["transition"] = w.transition = transition
-            busy = transition != TransitionCode.NONE or self.busy is not None
-            fields["is_transitioning"] = busy
+            fields["is_transitioning"] = (transition != TransitionCode.NONE
+                                          or self.busy is not None)
+            if self.busy is None:
+                # A transition the engine runs is ours; one polled is the server's own
+                # (or one we gave up on, or a stale mark left by an engine that died).
+                fields["transition_started"] = None
         if online is not None and online != w.online:
             fields["is_online"] = w.online = online
             fields["last_seen"] = self.last_success_at
         if error is not None and error != w.error:
             w.error = error
-            fields.update(last_error=error, last_error_at=timezone.now())
+            fields.update(last_error=error, last_error_at=timezone.now() if error else None)
         if fields:
             await self.db.update_server(self.info.pk, **fields)
         if "state" in fields and fields["state"] < State.READY:
@@ -203,6 +239,9 @@ class EccCoordinator:
         The server answers a transition only once it has finished, and answers 0
         also to a transition it ignored, so the answer is confirmed by GetState
         at once (:meth:`EccClient.run_step`); the confirmed state is written.
+        Meanwhile the server shows the transition as the engine's
+        (``transition_started``); however it ends, that mark is cleared. A success
+        appends its duration to ``transition_times`` and clears "Last error".
 
         Returns
         -------
@@ -213,22 +252,85 @@ class EccCoordinator:
         EccError
             When the server refuses, fails, ignores the step (EccIgnored), times out
             or cannot be reached. The state is polled before it is raised.
+        Abandoned
+            When :meth:`abandon` was called meanwhile; the state is polled first.
         """
-        self.busy = step.operation
+        self.busy, self._abandoned, self._was_abandoned = step.operation, None, False
+        self._idle.clear()
         started = time.monotonic()
         try:
-            reply, confirmed = await self.client.run_step(step, config, links)
+            if self._times is None:
+                self._times = await self.db.run(_read_times, self.info.pk)
+            await self.db.update_server(self.info.pk, is_transitioning=True,
+                                        transition=step.code.value,
+                                        transition_started=timezone.now())
+            if self._abandoned is not None:
+                raise asyncio.CancelledError  # abandoned before the call was made
+            self._step = asyncio.ensure_future(self.client.run_step(step, config, links))
+            reply, confirmed = await self._step
+        except asyncio.CancelledError:
+            reason, task = self._abandoned, asyncio.current_task()
+            if reason is None or (task is not None and task.cancelling()):
+                raise  # the engine is stopping: cancellation goes on up
+            log.warning("%s: %s abandoned after %.1f s: %s", self.name, step.operation,
+                        time.monotonic() - started, reason)
+            self._was_abandoned = True
+            await self._ended(f"{step.operation} abandoned: {reason}")
+            raise Abandoned(reason) from None
         except EccError as exc:
-            self.busy = None
-            await self.record_error(str(exc))
-            self._written.transition = None  # force is_transitioning to be rewritten
-            await self.refresh()
+            await self._ended(str(exc))
             raise
         finally:
-            self.busy = None
-            log.debug("%s: %s took %.2f s", self.name, step.operation,
-                      time.monotonic() - started)
+            self.busy, self._step = None, None
+            self._idle.set()
+        seconds = time.monotonic() - started
+        log.debug("%s: %s took %.2f s", self.name, step.operation, seconds)
         self.data = confirmed
-        self._written.transition = None
-        await self._write(state=confirmed.state.value, transition=confirmed.transition.value)
+        times = self._times.setdefault(str(step.operation), [])
+        times.append(round(seconds, 3))
+        del times[:-TIMES_KEPT]
+        # A completed transition clears the last error: it is in the events, and kept
+        # on the row it would later blame this server for what is over.
+        await self._write(state=confirmed.state.value, transition=confirmed.transition.value,
+                          error="", force=True,
+                          transition_times={op: list(t) for op, t in self._times.items()})
         return reply
+
+    async def _ended(self, error: str) -> None:
+        """A transition of ours that did not complete: say why, unmark it, poll."""
+        self.busy = None
+        await self._write(transition=TransitionCode.NONE.value, error=error, force=True)
+        # The poll writes what the server does now (maybe still the transition: its own).
+        self._written.transition = None
+        await self.refresh()
+
+    async def abandon(self, reason: str) -> bool:
+        """Stop waiting for the transition running on this server, for ``reason``.
+
+        :meth:`transition` then raises :class:`Abandoned` instead of waiting; the
+        server goes on with it, and is polled as usual. Returns True once the
+        transition is written off; False when none was running (or it ended by itself
+        before it could be abandoned).
+        """
+        if self.busy is None:
+            return False
+        self._abandoned = reason
+        if self._step is not None:
+            self._step.cancel()
+        try:
+            await asyncio.wait_for(self._idle.wait(), ABANDON_WAIT)
+        except TimeoutError:
+            return True  # cancelled; still being written off
+        return self._was_abandoned
+
+
+def _read_times(pk: int) -> dict[str, list[float]]:
+    """A server's recent transition durations as stored; anything malformed is dropped."""
+    from attpcdaq.daq.models import ECCServer
+
+    stored = ECCServer.objects.filter(pk=pk).values_list("transition_times", flat=True).first()
+    if not isinstance(stored, dict):
+        return {}
+    return {str(op): [float(t) for t in times if isinstance(t, int | float)
+                      and not isinstance(t, bool)][-TIMES_KEPT:]
+            for op, times in stored.items() if isinstance(times, list)}
