@@ -17,11 +17,14 @@ that no board sees a trigger after its own Stop and the boards stop together.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from attpcdaq.daq.models import Command, ECCServer, RunMetadata
+from django.utils import timezone
+
+from attpcdaq.daq.models import Command, DataRouter, ECCServer, RunMetadata
 from attpcdaq.get import (
     EccError,
     EccIgnored,
@@ -34,7 +37,7 @@ from attpcdaq.get import (
     step_for,
 )
 
-from .coordinator import EccCoordinator
+from .coordinator import Abandoned, EccCoordinator
 from .loaded import check_drift, drift_refusal, record_configure_answers
 from .runs import StartRefused
 
@@ -96,10 +99,14 @@ class Controller:
 
         Raises :class:`Refused` or :class:`StepFailed` when it fails.
         """
-        # Quick reads run beside a transition: they must leave run_id, the
+        # Quick commands run beside a transition: they must leave run_id, the
         # transition's, alone.
         if command.kind == Command.Kind.TAIL_LOG:
             return await self.engine.tail_log(command)
+        if command.kind in (Command.Kind.EXCLUDE, Command.Kind.INCLUDE):
+            return await self.set_excluded(command, command.kind == Command.Kind.EXCLUDE)
+        if command.kind == Command.Kind.ABORT:
+            return await self.abort(command)
         coords = self._coordinators(command)
         if command.kind == Command.Kind.REFRESH_CONFIGS:
             await asyncio.gather(*(self.engine.fetch_configs(c, raise_errors=True)
@@ -107,7 +114,7 @@ class Controller:
             return None
         self.run_id = None
         self.confirm_drift = command.confirm_drift
-        self._require_online(coords)
+        coords = await self._usable(coords, command)
         if command.kind == Command.Kind.RESET:
             await self.reset(coords, system=command.ecc_server_id is None)
         elif command.ecc_server_id is None:
@@ -127,14 +134,75 @@ class Controller:
             raise Refused("there are no enabled ECC servers that are not excluded")
         return coords
 
-    @staticmethod
-    def _require_online(coords: list[EccCoordinator]) -> None:
+    async def _usable(self, coords: list[EccCoordinator],
+                      command: Command) -> list[EccCoordinator]:
+        """The servers the command can move; refuse when one it needs cannot move.
+
+        A system-wide command that takes an open run down (Stop, Reset, a walk below
+        Running) skips a server that is offline or busy with someone else's
+        transition, naming it, rather than refusing: Stop always works.
+        """
         offline = [c for c in coords if not c.online or c.state is None]
+        busy = [c for c in coords if c not in offline and c.data and c.data.transitioning]
+        if not offline and not busy:
+            return coords
+        lowering = command.kind == Command.Kind.RESET or (
+            command.target is not None and command.target < State.RUNNING)
+        if command.ecc_server_id is None and lowering and self.engine.keeper.open_run_id:
+            skipped = "; ".join(part for part in (
+                offline and f"offline: {_names(offline)}",
+                busy and f"busy with another transition: {_names(busy)}") if part)
+            await self.db.event("warning", "run control", f"{command.describe()} skips "
+                                f"{skipped}", self.engine.keeper.open_run_id)
+            rest = [c for c in coords if c not in offline and c not in busy]
+            if rest:
+                return rest
         if offline:
             raise Refused(f"offline: {_names(offline)}")
-        busy = [c for c in coords if c.data and c.data.transitioning]
-        if busy:
-            raise Refused(f"a transition is already running on {_names(busy)}")
+        raise Refused(f"a transition is already running on {_names(busy)}")
+
+    async def set_excluded(self, command: Command, excluded: bool) -> None:
+        """Take an ECC server or a data router out of the system, or put it back."""
+        target = command.ecc_server or command.data_router
+        if target is None:
+            raise Refused("exclude and include name an ECC server or a data router")
+        kind = "boards" if command.ecc_server_id else "routers"
+        who = command.user.get_username() if command.user else "the engine"
+        await self._mark_excluded(kind, target.pk, target.name, excluded, command.reason)
+        verb = "taken out of the system" if excluded else "put back into the system"
+        await self.db.event("warning" if excluded else "info", target.name,
+                            f"{target.name} {verb} by {who}"
+                            + (f": {command.reason}" if command.reason else ""),
+                            self.engine.keeper.open_run_id)
+
+    async def _mark_excluded(self, kind: str, pk: int, name: str, excluded: bool,
+                             reason: str) -> None:
+        model = ECCServer if kind == "boards" else DataRouter
+        await self.db.run(lambda: model.objects.filter(pk=pk).update(
+            excluded=excluded, excluded_reason=reason if excluded else "",
+            excluded_at=timezone.now() if excluded else None))
+        coord = self.engine.coordinators.get(pk) if kind == "boards" else None
+        if coord is not None:  # seen at once by walks and the run keeper
+            coord.info = dataclasses.replace(coord.info, excluded=excluded)
+        await self.engine.keeper.excluded(kind, name, reason, included=not excluded)
+
+    async def abort(self, command: Command) -> None:
+        """Abandon the transition running on one server: it is marked hung and
+        excluded, and whatever waited for it goes on without it."""
+        coord = self.engine.coordinators.get(command.ecc_server_id)
+        if coord is None or coord.busy is None:
+            raise Refused(f"no transition of the engine runs on {command.ecc_server}")
+        who = command.user.get_username() if command.user else "the engine"
+        await self.abandon(coord, f"{coord.busy} hung: abandoned by {who}"
+                           + (f" ({command.reason})" if command.reason else ""))
+
+    async def abandon(self, coord: EccCoordinator, reason: str) -> None:
+        """Stop waiting for ``coord``'s transition; exclude it, with an alarm."""
+        await self._mark_excluded("boards", coord.info.pk, coord.name, True, reason)
+        await coord.abandon(reason)
+        await self.engine.keeper.alarm(self.engine.keeper.open_run_id, coord.name, "hung",
+                                       f"{coord.name}: {reason}; it is excluded until an "
+                                       "operator puts it back")
 
     async def system_transition(self, coords: list[EccCoordinator], target: State) -> None:
         """Take every enabled server to ``target``; Start and Resume are run operations."""
@@ -214,8 +282,9 @@ class Controller:
                 c.transition(s, *args[c.info.pk]) for c, s in phase.items()),
                 return_exceptions=True)
             await record_configure_answers(self.db, phase, args, results)
+            # An abandoned server is excluded (see abort): the others go on without it.
             failures += [(c, r) for c, r in zip(phase, results, strict=True)
-                         if isinstance(r, BaseException)]
+                         if isinstance(r, BaseException) and not isinstance(r, Abandoned)]
             for _, exc in failures:
                 if not isinstance(exc, Exception):
                     raise exc  # cancellation goes on up

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
@@ -92,6 +93,9 @@ class RunKeeper:
         self.moving = False
         self._alarmed: set[tuple[int, str, str]] = set()
         self._closing = False
+        #: A run found Starting at recovery, with boards still starting: it is marked
+        #: started when they all run.
+        self._finishing_start: RunMetadata | None = None
         self._quiet_since: dict[int, float] = {}
 
     # Who takes part -----------------------------------------------------------------
@@ -154,6 +158,7 @@ class RunKeeper:
         self.open_run_id = run.pk
         self.members = {c.info.pk for c in coords}
         self._closing = False
+        self._finishing_start = None
         self._quiet_since.clear()
 
     async def started(self, run: RunMetadata) -> None:
@@ -165,9 +170,10 @@ class RunKeeper:
     async def aborted(self, run: RunMetadata, reason: str) -> None:
         """The Start failed: the run is recorded aborted (its number is never reused)."""
         self.open_run_id, self.members = None, set()
+        stopped = timezone.now()
         await self.db.update_run(run.pk, status=RunMetadata.Status.ABORTED,
-                                 stop_datetime=timezone.now(), reason=reason)
-        await self._end_coverage(run.pk)
+                                 stop_datetime=stopped, reason=reason)
+        await self._end_coverage(run.pk, stopped)
         await self.db.event("error", "run control",
                             f"run {run.run_number} aborted: {reason}", run.pk)
         await self.filer_wanted(run)
@@ -194,9 +200,10 @@ class RunKeeper:
         """
         if self.open_run_id == run.pk:
             self.open_run_id, self.members = None, set()
+        stopped = timezone.now()
         await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
-                                 stop_datetime=timezone.now(), reason=reason)
-        await self._end_coverage(run.pk)
+                                 stop_datetime=stopped, reason=reason)
+        await self._end_coverage(run.pk, stopped)
         if alarm:
             await self.alarm(run.pk, "run control", "closed", f"run {run.run_number} closed: "
                              f"{alarm}")
@@ -217,6 +224,8 @@ class RunKeeper:
             return
         if coord.info.excluded or not coord.info.enabled:
             return
+        if self._finishing_start is not None:
+            self._finish_recovered_start()
         if reply is None and previous in LIVE:
             self.spawn(self.alarm(run_id, coord.name, "offline", f"{coord.name} went offline "
                                   f"during the run: {coord.last_exception}"))
@@ -225,6 +234,20 @@ class RunKeeper:
             self.spawn(self.alarm(run_id, coord.name, "state", f"{coord.name} fell out of "
                                   f"Running during the run: now {reply.state.label}"))
         self._close_if_nothing_runs()
+
+    def _finish_recovered_start(self) -> None:
+        """Mark a run recovered in Starting as started once all its boards run."""
+        boards = self.of_run()
+        if boards and all(c.online and c.state in LIVE and not c.data.transitioning
+                          for c in boards):
+            run, self._finishing_start = self._finishing_start, None
+            self.spawn(self._started_after_recovery(run))
+
+    async def _started_after_recovery(self, run: RunMetadata) -> None:
+        await self.started(run)
+        await self.db.event("warning", "run control", f"run {run.run_number} was starting "
+                            "when the engine stopped; its boards finished starting: the run "
+                            "goes on", run.pk)
 
     def _close_if_nothing_runs(self) -> None:
         """Close the open run when every board of it is known not to run any more."""
@@ -297,8 +320,8 @@ class RunKeeper:
     async def _outage(self, run_id: int, router: str, *, begins: bool) -> None:
         await self.db.run(_record_outage, run_id, router, begins)
 
-    async def _end_coverage(self, run_id: int) -> None:
-        await self.db.run(_end_coverage, run_id)
+    async def _end_coverage(self, run_id: int, at: datetime) -> None:
+        await self.db.run(_end_coverage, run_id, at.isoformat())
 
     # Recovery -------------------------------------------------------------------------
     async def recover(self) -> None:
@@ -317,15 +340,13 @@ class RunKeeper:
         mine = [c for c in live if c.info.pk in members]
         if run.status == RunMetadata.Status.STARTING:
             if mine and not starting:
-                await self.started(run)
-                await self.db.event("warning", "run control", f"run {run.run_number} was "
-                                    "starting when the engine stopped; its boards run: "
-                                    "the run goes on", run.pk)
+                await self._started_after_recovery(run)
             elif not starting:
                 await self.aborted(run, "the engine restarted while the run started, and no "
                                    "board is running")
                 return
-            # Boards still starting: the next polls decide (close rule and alarms).
+            else:  # boards still starting: marked started when they all run
+                self._finishing_start = run
         elif run.status == RunMetadata.Status.STOPPING and not mine:
             await self.close(run, "the engine restarted while the run stopped")
             return
@@ -454,9 +475,9 @@ def _record_outage(run_id: int, router: str, begins: bool) -> None:
     _edit_coverage(run_id, change)
 
 
-def _end_coverage(run_id: int) -> None:
+def _end_coverage(run_id: int, now: str) -> None:
+    """Close every open span of the run's coverage at ``now``, its end."""
     def change(coverage: dict) -> None:
-        now = _now()
         for group in ("boards", "routers"):
             for entry in coverage.get(group, {}).values():
                 if entry.get("took_part") and entry.get("to") is None:
