@@ -35,7 +35,7 @@ import enum
 import os
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
@@ -43,15 +43,21 @@ from .exceptions import GetError
 
 __all__ = [
     "HEADER_BYTES",
+    "SCAN_BYTES",
+    "AsadCount",
     "Frame",
     "FrameType",
     "GrawError",
+    "HeaderScan",
     "Item",
+    "check_scanned_header",
     "decode_frame",
     "encode_frame",
     "frame_length",
     "iter_frames",
     "make_event",
+    "scan_headers",
+    "scan_steps",
 ]
 
 N_AGETS = 4
@@ -297,6 +303,26 @@ def decode_frame(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[
         raise exc.shifted(offset) from None
 
 
+def _check_header_size(meta_type: int, header_blocks: int, length: int) -> int:
+    """Return the header's bytes; refuse a headerSize outside the header and frame sizes."""
+    header_bytes = header_blocks << (meta_type & 0x0F)
+    if not HEADER_BYTES <= header_bytes <= length:
+        raise GrawError(f"headerSize {header_blocks} blocks ({header_bytes} bytes) must be "
+                        f"between {HEADER_BYTES} bytes and frameSize ({length} bytes)", 8)
+    return header_bytes
+
+
+def _check_items_fit(frame_type: FrameType, item_size: int, n_items: int, header_bytes: int,
+                     length: int) -> None:
+    """Refuse an itemSize other than the frameType's, or items that overflow the frame."""
+    if item_size != _ITEM_SIZE[frame_type]:
+        raise GrawError(f"itemSize {item_size} does not match frameType {frame_type} "
+                        f"({_ITEM_SIZE[frame_type]}-byte items)", 10)
+    if header_bytes + n_items * item_size > length:
+        raise GrawError(f"nItems {n_items} of {item_size} bytes do not fit in frameSize "
+                        f"({length} bytes) after the {header_bytes}-byte header", 12)
+
+
 def _decode(view: memoryview) -> Frame:
     """Decode the frame at the start of ``view`` (offsets in errors from there)."""
     length = frame_length(view[:4])
@@ -306,19 +332,11 @@ def _decode(view: memoryview) -> Frame:
     (meta_type, _, data_source, frame_type, revision, header_blocks, item_size, n_items,
      event_time, event_idx, cobo_idx, asad_idx, read_offset, status, _, _) = \
         _HEADER.unpack_from(view)
-    header_bytes = header_blocks << (meta_type & 0x0F)
-    if not HEADER_BYTES <= header_bytes <= length:
-        raise GrawError(f"headerSize {header_blocks} blocks ({header_bytes} bytes) must be "
-                        f"between {HEADER_BYTES} bytes and frameSize ({length} bytes)", 8)
+    header_bytes = _check_header_size(meta_type, header_blocks, length)
     if frame_type not in _ITEM_SIZE:
         raise GrawError(f"unknown frameType {frame_type} (1 partial, 2 full readout)", 5)
     frame_type = FrameType(frame_type)
-    if item_size != _ITEM_SIZE[frame_type]:
-        raise GrawError(f"itemSize {item_size} does not match frameType {frame_type} "
-                        f"({_ITEM_SIZE[frame_type]}-byte items)", 10)
-    if header_bytes + n_items * item_size > length:
-        raise GrawError(f"nItems {n_items} of {item_size} bytes do not fit in frameSize "
-                        f"({length} bytes) after the {header_bytes}-byte header", 12)
+    _check_items_fit(frame_type, item_size, n_items, header_bytes, length)
     items = _decode_items(view, header_bytes, frame_type, n_items)
     return Frame(event_idx, cobo_idx, asad_idx, int.from_bytes(event_time, "big"), items,
                  frame_type, data_source, revision, read_offset, status, meta_type,
@@ -368,6 +386,182 @@ def _iter_stream(stream: BinaryIO, name: str | None) -> Iterator[Frame]:
             raise exc.shifted(offset, name) from None
         yield frame
         offset += length
+
+
+#: The bytes of a header a scan reads: metaType to asadIdx (eventIdx, coboIdx, asadIdx
+#: are bytes 22-27); the rest of the frame is skipped by its frameSize.
+SCAN_BYTES = 28
+_SCANNED = struct.Struct(">B3sBHBHHI6sIBB")  # the first SCAN_BYTES bytes of a header
+
+
+@dataclass(slots=True)
+class AsadCount:
+    """The frames of one (CoBo, AsAd) in a file: how many, the first's and the last's event."""
+
+    frames: int
+    first_event: int
+    last_event: int
+
+
+@dataclass(slots=True)
+class HeaderScan:
+    """What the frame headers of one file say, read without the frames' items.
+
+    ``counts`` holds, per ``(coboIdx, asadIdx)`` in the order first met, the CoBo
+    frames (frameType 1 or 2); ``other_frames`` counts frames of other types (the
+    MuTAnT's), checked only for their sizes. ``size`` is the bytes scanned, and
+    ``error`` the first truncated or malformed frame, if any (the scan stops there,
+    the counts are those of the frames before; offsets count from the start).
+    """
+
+    size: int
+    counts: dict[tuple[int, int], AsadCount] = field(default_factory=dict)
+    other_frames: int = 0
+    error: GrawError | None = None
+
+    @property
+    def frames(self) -> int:
+        """Every frame read, CoBo frames and others."""
+        return sum(c.frames for c in self.counts.values()) + self.other_frames
+
+    @property
+    def scanned_bytes(self) -> int:
+        """Where the scan stopped: the size, or the offset of the bad frame."""
+        return self.size if self.error is None else self.error.offset
+
+
+def check_scanned_header(head: bytes, left: int) -> tuple[int, tuple[int, int, int] | None]:
+    """Check the first bytes of a frame for a header scan; return its length and what it is.
+
+    Parameters
+    ----------
+    head
+        The frame's first ``min(SCAN_BYTES, left)`` bytes.
+    left
+        The bytes of the file from the frame's start on.
+
+    Returns
+    -------
+    tuple
+        The frame's size in bytes, and ``(eventIdx, coboIdx, asadIdx)`` for a CoBo
+        frame (frameType 1 or 2), None for any other frame type.
+
+    Raises
+    ------
+    GrawError
+        When the frame is truncated, or its metaType, frameSize, headerSize (any
+        frame) or itemSize and nItems (CoBo frames) are malformed: the same checks
+        and words as :func:`decode_frame`, offsets from the frame's start.
+    """
+    length = frame_length(head[:4])
+    if length > left:
+        raise GrawError(f"truncated frame: frameSize says {length} bytes, only {left} left", 0)
+    if len(head) < SCAN_BYTES:  # the file shrank under the scan
+        raise GrawError(f"truncated frame: only {len(head)} bytes of its header could be "
+                        "read", 0)
+    (meta_type, _, _, frame_type, _, header_blocks, item_size, n_items, _, event_idx,
+     cobo_idx, asad_idx) = _SCANNED.unpack_from(head)
+    header_bytes = _check_header_size(meta_type, header_blocks, length)
+    if frame_type not in _ITEM_SIZE:
+        return length, None
+    _check_items_fit(FrameType(frame_type), item_size, n_items, header_bytes, length)
+    return length, (event_idx, cobo_idx, asad_idx)
+
+
+def scan_steps(size: int) -> Generator[tuple[int, int], bytes, HeaderScan]:
+    """Scan ``size`` bytes of frames without I/O: yields ``(offset, count)`` reads, is sent
+    the bytes read, and returns the :class:`HeaderScan` (see :func:`scan_headers`).
+
+    Any transport drives it: a file's ``pread``, reads at offsets over SFTP.
+    """
+    scan = HeaderScan(size)
+    counts = scan.counts
+    offset = 0
+    while offset < size:
+        head = yield offset, min(SCAN_BYTES, size - offset)
+        try:
+            length, what = check_scanned_header(head, size - offset)
+        except GrawError as exc:
+            scan.error = exc.shifted(offset)
+            return scan
+        if what is None:
+            scan.other_frames += 1
+        else:
+            event_idx, cobo_idx, asad_idx = what
+            count = counts.get((cobo_idx, asad_idx))
+            if count is None:
+                counts[cobo_idx, asad_idx] = AsadCount(1, event_idx, event_idx)
+            else:
+                count.frames += 1
+                count.last_event = event_idx
+        offset += length
+    return scan
+
+
+def scan_headers(source: str | os.PathLike | BinaryIO, *, size: int | None = None,
+                 strict: bool = True) -> HeaderScan:
+    """Count the frames of a ``.graw`` file per (CoBo, AsAd), reading only their headers.
+
+    Each frame costs one read of :data:`SCAN_BYTES` bytes at its offset (``pread``
+    on a file); its frameSize leads to the next, so a 1 GiB file of 8 kB frames
+    reads about 3.5 MB.
+
+    Parameters
+    ----------
+    source
+        A path, or a binary stream: scanned from its current position.
+    size
+        How many bytes to scan; to the end when None.
+    strict
+        Raise at the first truncated or malformed frame (True), or return what the
+        frames before it say, with :attr:`HeaderScan.error` set (False).
+
+    Returns
+    -------
+    HeaderScan
+        The counts, per (coboIdx, asadIdx): frames, first and last eventIdx.
+
+    Raises
+    ------
+    GrawError
+        (When ``strict``.) At the first truncated or malformed frame, naming the file
+        and the byte offset.
+    """
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as stream:
+            return _scan_stream(stream, os.fspath(source), size, strict)
+    return _scan_stream(source, getattr(source, "name", None), size, strict)
+
+
+def _scan_stream(stream: BinaryIO, name: str | None, size: int | None,
+                 strict: bool) -> HeaderScan:
+    """Drive :func:`scan_steps` over ``stream`` from its position; name ``name`` in errors."""
+    base = stream.tell()
+    if size is None:
+        size = stream.seek(0, os.SEEK_END) - base
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError):
+        fd = None
+
+    def read(offset: int, count: int) -> bytes:
+        if fd is not None:
+            return os.pread(fd, count, base + offset)
+        stream.seek(base + offset)
+        return _read(stream, count)
+
+    steps = scan_steps(size)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(read(*request))
+    except StopIteration as done:
+        scan: HeaderScan = done.value
+    if scan.error is not None:
+        scan.error = scan.error.shifted(0, name)
+        if strict:
+            raise scan.error
+    return scan
 
 
 def make_event(cobo_idx: int, asad_idx: int, event_idx: int, hits: int, *,
