@@ -257,7 +257,7 @@ class EccCoordinator:
         """
         self.busy, self._abandoned, self._was_abandoned = step.operation, None, False
         self._idle.clear()
-        started = time.monotonic()
+        started = self.busy_since = time.monotonic()
         try:
             if self._times is None:
                 self._times = await self.db.run(_read_times, self.info.pk)
@@ -303,6 +303,15 @@ class EccCoordinator:
         # The poll writes what the server does now (maybe still the transition: its own).
         self._written.transition = None
         await self.refresh()
+
+    def elapsed(self) -> float:
+        """Seconds the transition of ours running on the server has taken so far (0: none)."""
+        return time.monotonic() - self.busy_since if self.busy is not None else 0.0
+
+    def usual_seconds(self) -> float:
+        """The median of the recent durations of the operation running (0: none known)."""
+        times = sorted((self._times or {}).get(str(self.busy), ())) if self.busy else []
+        return times[len(times) // 2] if times else 0.0
 
     async def abandon(self, reason: str) -> bool:
         """Stop waiting for the transition running on this server, for ``reason``.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from attpcdaq.daq.models import Command, ECCServer
+from attpcdaq.daq.models import Command, ECCServer, RunMetadata
 from attpcdaq.get import EccError, State, StateReply
 from attpcdaq.remote import HostPool, RemoteError, SshOptions
 
@@ -33,6 +33,9 @@ class EngineSettings:
     reload_interval: float = 5.0
     heartbeat_interval: float = 2.0
     router_interval: float = 2.0
+    #: A transition that holds up a waiting Stop is abandoned after this long at least
+    #: (and three times its usual time).
+    stop_patience: float = 5.0
     ssh_options: SshOptions | None = None
 
 
@@ -67,7 +70,7 @@ class Engine:
         await self.keeper.recover()
         await self._beat()
         for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
-                     self._heartbeat_loop, self._router_loop):
+                     self._heartbeat_loop, self._router_loop, self._stop_waits_loop):
             self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
         log.info("engine started with %d ECC server(s)", len(self.coordinators))
 
@@ -146,6 +149,29 @@ class Engine:
                                 f"{command.describe()}: {error}", run_id)
         await self.db.finish_command(command.pk, error, run_id, result or "")
 
+    async def _stop_waits_loop(self) -> None:
+        """A Stop must not wait behind a transition that hangs on some server.
+
+        Transitions run one at a time, so a Stop asked while a Start hangs on one
+        board would wait for the whole timeout. When a Stop waits, every transition
+        of ours that has run three times its usual time (and ``stop_patience`` s)
+        is abandoned: that server is marked hung and excluded, the command it held
+        up ends with the others, and the Stop runs next.
+        """
+        while True:
+            await asyncio.sleep(self.settings.poll.fast_interval)
+            try:
+                hung = [c for c in self.coordinators.values() if c.busy is not None
+                        and c.elapsed() >= max(3 * c.usual_seconds(),
+                                               self.settings.stop_patience)]
+                stop = await self.db.run(_waiting_stop) if hung else None
+                for coord in hung if stop else ():
+                    await self.controller.abandon(
+                        coord, f"{coord.busy} hung: abandoned after {coord.elapsed():.0f} s "
+                        f"because {stop} waits")
+            except Exception:
+                log.exception("checking for a Stop held up failed unexpectedly")
+
     async def _reload_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
@@ -213,3 +239,13 @@ class Engine:
         task = asyncio.create_task(coroutine)
         self._tasks.append(task)
         task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+
+
+def _waiting_stop() -> Command | None:
+    """A pending system-wide command that takes the open run down (Stop, Reset, lower)."""
+    if not RunMetadata.objects.filter(status__in=RunMetadata.OPEN).exists():
+        return None
+    return (Command.objects.select_related("user")
+            .filter(status=Command.Status.PENDING, ecc_server=None, data_router=None,
+                    kind__in=[Command.Kind.TRANSITION, Command.Kind.RESET])
+            .exclude(target__gte=State.RUNNING).order_by("created").first())

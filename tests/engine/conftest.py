@@ -25,7 +25,8 @@ def fast_settings(**poll) -> EngineSettings:
     """Engine settings for tests: quick polls, short timeouts."""
     values = {**FAST.__dict__, **poll}
     return EngineSettings(poll=PollSettings(**values), command_interval=0.02,
-                          reload_interval=0.5, heartbeat_interval=0.5, router_interval=0.3)
+                          reload_interval=0.5, heartbeat_interval=0.5, router_interval=0.3,
+                          stop_patience=1.0)
 
 
 def make_model(urls: list[str], router_port: int, workdir: str,

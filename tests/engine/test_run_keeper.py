@@ -218,3 +218,56 @@ async def test_an_engine_killed_during_a_slow_start_is_adopted_on_restart(
             assert list((workdir / EXPERIMENT / "run_0000").glob("*.graw"))
     finally:
         await restarted.stop()
+
+
+async def test_stop_is_not_held_up_by_a_start_that_hangs_on_one_board(system):
+    group, servers, engine = await system(3)
+    assert (await run_command("ready")).status == "done"
+    group.servers[1].ecc.hang_next(Operation.START)
+    start = await sync_to_async(Command.objects.create)(kind="transition",
+                                                        target=State.RUNNING)
+    await wait_for(lambda: Command.objects.filter(pk=start.pk, status="running").exists(),
+                   10, "the Start running")
+    await until(lambda: group.servers[1].ecc.running is not None)
+    stop = await sync_to_async(Command.objects.create)(kind="transition", target=State.READY,
+                                                       label="Stop the run")
+    stopped = await finished(stop)  # well before the 5 s transition timeout of the tests'
+    assert (stopped.status, stopped.error) == ("done", "")
+    start = await sync_to_async(Command.objects.get)(pk=start.pk)
+    assert (start.status, start.error) == ("done", "")  # the others started, then stopped
+    run = await sync_to_async(run_row)(start.run_id)
+    assert run.status == "stopped"
+    hung = await sync_to_async(ECCServer.objects.get)(pk=servers[1].pk)
+    assert hung.excluded and hung.excluded_reason.startswith("Start hung: abandoned after")
+    assert run.coverage["boards"]["CoBo[1]"]["excluded"][0]["reason"] == hung.excluded_reason
+    states = await sync_to_async(lambda: dict(ECCServer.objects.values_list("name", "state")))()
+    assert (states["CoBo[0]"], states["CoBo[2]"]) == (State.READY, State.READY)
+    assert any("CoBo[1]: Start hung" in message
+               for message in await sync_to_async(alarms)("CoBo[1]"))
+    group.servers[1].ecc.clear_faults()
+
+
+async def test_abort_abandons_one_boards_transition_and_the_others_go_on(system):
+    group, servers, engine = await system(2)
+    assert (await run_command("ready")).status == "done"
+    group.servers[0].ecc.hang_next(Operation.START)
+    start = await sync_to_async(Command.objects.create)(kind="transition",
+                                                        target=State.RUNNING)
+    await until(lambda: group.servers[0].ecc.running is not None)
+    abort = await finished(await sync_to_async(Command.objects.create)(
+        kind="abort", ecc_server=servers[0], reason="no answer for ages"))
+    assert (abort.status, abort.error) == ("done", "")
+    start = await finished(start)
+    assert (start.status, start.error) == ("done", "")
+    run = await sync_to_async(run_row)(start.run_id)
+    assert run.status == "running"
+    aborted = await sync_to_async(ECCServer.objects.get)(pk=servers[0].pk)
+    assert aborted.excluded
+    assert aborted.excluded_reason == "Start hung: abandoned by the engine (no answer for ages)"
+    # Nothing runs on it for the engine any more: a second Abort is refused, saying so.
+    again = await finished(await sync_to_async(Command.objects.create)(
+        kind="abort", ecc_server=servers[0]))
+    assert again.status == "failed" and "no transition of the engine runs on CoBo[0]" in \
+        again.error
+    assert (await run_command("ready")).status == "done"
+    group.servers[0].ecc.clear_faults()
