@@ -147,6 +147,9 @@ class UnattributedData(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                                    blank=True, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True, help_text="When the engine "
+                                      "moved the files as decided.")
+    error = models.TextField(blank=True, help_text="Why moving them failed (it is retried).")
 
     class Meta:
         ordering = ["-found"]
