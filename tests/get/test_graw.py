@@ -19,6 +19,7 @@ from attpcdaq.get import (
     iter_frames,
     make_event,
 )
+from attpcdaq.get.graw import SCAN_BYTES, AsadCount, check_scanned_header, scan_headers
 
 PARTIAL_ITEMS = st.lists(st.builds(Item, st.integers(0, 3), st.integers(0, 67),
                                    st.integers(0, 511), st.integers(0, 4095)), max_size=40)
@@ -181,3 +182,118 @@ def test_iter_frames_names_the_file_and_offset(tmp_path):
 def test_an_empty_file_has_no_frames(tmp_path):
     (tmp_path / "empty.graw").write_bytes(b"")
     assert list(iter_frames(tmp_path / "empty.graw")) == []
+
+
+# The header scan ---------------------------------------------------------------------------
+
+class CountingStream(io.BytesIO):
+    """A stream that counts the bytes read from it (and has no file descriptor)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+        self.reads = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.bytes_read += len(data)
+        self.reads += 1
+        return data
+
+
+def expected_counts(frame_list):
+    """What a scan must find, from the frames themselves."""
+    counts = {}
+    for frame in frame_list:
+        key = frame.cobo_idx, frame.asad_idx
+        if key in counts:
+            counts[key] = AsadCount(counts[key].frames + 1, counts[key].first_event,
+                                    frame.event_idx)
+        else:
+            counts[key] = AsadCount(1, frame.event_idx, frame.event_idx)
+    return counts
+
+
+@settings(max_examples=40)
+@given(st.lists(ANY_FRAME, max_size=6))
+def test_the_scan_counts_what_the_frames_say_reading_only_headers(frame_list):
+    data = b"".join(encode_frame(f) for f in frame_list)
+    stream = CountingStream(data)
+    scan = scan_headers(stream)
+    assert scan.counts == expected_counts(frame_list)
+    assert list(scan.counts) == list(dict.fromkeys((f.cobo_idx, f.asad_idx) for f in frame_list))
+    assert (scan.frames, scan.other_frames, scan.size, scan.error) == (
+        len(frame_list), 0, len(data), None)
+    assert stream.bytes_read <= SCAN_BYTES * len(frame_list)
+    assert stream.reads == len(frame_list)
+
+
+def test_scan_of_a_file_reads_28_bytes_per_frame_by_pread(tmp_path):
+    frame_list = [make_event(c, a, e, hits=e % 30, buckets_per_hit=1 + e % 40)
+                  for e in range(60) for c in (0, 3) for a in range(4)]
+    path = tmp_path / "CoBo0_AsAd0_2026-11-24T10:00:00.000_0000.graw"
+    path.write_bytes(b"".join(encode_frame(f) for f in frame_list))
+    scan = scan_headers(path)
+    assert scan.counts == expected_counts(frame_list)
+    assert scan.counts[3, 2] == AsadCount(60, 0, 59)
+    assert scan.scanned_bytes == path.stat().st_size
+    # From a stream's position on, and no further than asked.
+    with open(path, "rb") as stream:
+        stream.seek(len(encode_frame(frame_list[0])))
+        assert scan_headers(stream).frames == len(frame_list) - 1
+        stream.seek(0)
+        assert scan_headers(stream, size=len(encode_frame(frame_list[0]))).frames == 1
+
+
+def test_a_truncated_last_frame_names_the_file_and_offset(tmp_path):
+    path = tmp_path / "CoBo1_AsAd2_2026-11-24T10:00:00.000_0000.graw"
+    path.write_bytes(GOOD * 3 + GOOD[:100])
+    with pytest.raises(GrawError) as caught:
+        scan_headers(path)
+    assert str(caught.value) == (f"{path}: byte 960: truncated frame: frameSize says 320 "
+                                 "bytes, only 100 left")
+    assert caught.value.offset == 960 and caught.value.source == str(path)
+    # Not strict: the counts of the frames before, and the error.
+    scan = scan_headers(path, strict=False)
+    assert scan.counts == {(1, 2): AsadCount(3, 5, 5)}
+    assert str(scan.error) == str(caught.value) and scan.scanned_bytes == 960
+    # A cut inside the first 4 bytes of a frame too.
+    path.write_bytes(GOOD + GOOD[:3])
+    with pytest.raises(GrawError, match=r"byte 320: truncated frame: 3 bytes left"):
+        scan_headers(path)
+
+
+@pytest.mark.parametrize(("data", "offset", "message"), [
+    (patched(0, b"\x86"), 0, "bad metaType 0x86: not a big-endian, non-blob frame"),
+    (patched(1, b"\x00\x00\x01"), 1, "frameSize 1 blocks (64 bytes) is smaller than a frame "
+     "header (75 bytes)"),
+    (patched(8, b"\x00\x06"), 8, "headerSize 6 blocks (384 bytes) must be between 75 bytes "
+     "and frameSize (320 bytes)"),
+    (patched(10, b"\x00\x02"), 10, "itemSize 2 does not match frameType 1 (4-byte items)"),
+    (patched(12, b"\x00\x00\x00\x11"), 12, "nItems 17 of 4 bytes do not fit in frameSize "
+     "(320 bytes) after the 256-byte header"),
+])
+def test_a_malformed_header_names_the_file_and_offset(tmp_path, data, offset, message):
+    path = tmp_path / "CoBo1_AsAd2_2026-11-24T10:00:00.000_0000.graw"
+    path.write_bytes(GOOD + data + GOOD)
+    with pytest.raises(GrawError) as caught:
+        scan_headers(path)
+    assert str(caught.value) == f"{path}: byte {320 + offset}: {message}"
+    with pytest.raises(GrawError) as decoded:
+        list(iter_frames(path))  # the same words as the full decoder
+    assert str(decoded.value) == str(caught.value)
+    assert scan_headers(path, strict=False).counts == {(1, 2): AsadCount(1, 5, 5)}
+
+
+def test_frames_of_other_types_are_counted_apart(tmp_path):
+    mutant = bytearray(GOOD)
+    mutant[5:7] = b"\x00\x08"  # the emulated MuTAnT's frameType: not a CoBo frame
+    mutant[10:12] = b"\x00\x07"  # its other fields are not the CoBo's
+    scan = scan_headers(io.BytesIO(bytes(mutant) * 2 + GOOD))
+    assert (scan.other_frames, scan.frames, scan.counts) == (2, 3, {(1, 2): AsadCount(1, 5, 5)})
+
+
+def test_check_scanned_header_says_what_a_frame_is():
+    assert check_scanned_header(GOOD[:SCAN_BYTES], len(GOOD)) == (320, (5, 1, 2))
+    with pytest.raises(GrawError, match="only 10 bytes of its header"):
+        check_scanned_header(GOOD[:10], len(GOOD))
