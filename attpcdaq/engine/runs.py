@@ -33,8 +33,15 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from attpcdaq.daq.models import DataRouter, ECCServer, RunMetadata, UnattributedData
+from attpcdaq.daq.models import (
+    DataRouter,
+    ECCServer,
+    Experiment,
+    RunMetadata,
+    UnattributedData,
+)
 from attpcdaq.get import State, StateReply
+from attpcdaq.remote import RemoteError
 
 from .database import EngineDatabase
 
@@ -275,6 +282,8 @@ class RunKeeper:
         """Called after every router check: outages and silence during the run."""
         run_id = self.open_run_id
         if run_id is None:
+            if health.online and not health.clean and health.workdir:
+                await self._note_unattributed(router, health)
             return
         taking_part = await self.db.run(_router_in_run, run_id, router.name)
         if not taking_part:
@@ -307,6 +316,50 @@ class RunKeeper:
             return
         self._alarmed.add(key)
         await self.db.event("alarm", source, message, run_id)
+
+    # Data written while no run was open -------------------------------------------------
+    async def _note_unattributed(self, router: RouterInfo, health: RouterHealth) -> None:
+        """Files on a router while no run is open and every run is filed belong to no
+        run: record them for the operator's choice (they block Start until then)."""
+        if await self.db.run(_unfiled_run) is not None:
+            return  # the filer's: they may be the last run's
+        try:
+            files = await self.routers.host(router).list_files(health.workdir)
+        except RemoteError as exc:
+            log.warning("listing %s's unattributed files failed: %s", router.name, exc)
+            return
+        if files:
+            new = await self.db.run(_note_unattributed, router.pk,
+                                    [{"name": f.name, "size": f.size} for f in files])
+            if new:
+                await self.alarm(None, router.name, f"unattributed {new}", f"{len(files)} "
+                                 f"file(s) on data router {router.name} were written while "
+                                 "no run was open: choose on the status page where they go")
+
+    async def settle_unattributed(self) -> None:
+        """Move unattributed files as the operator decided: into a run, or aside."""
+        for record in await self.db.run(_decided_unattributed):
+            router = next((r for r in await self.routers.routers()
+                           if r.pk == record.router_id), None)
+            if router is None:
+                continue
+            host = self.routers.host(router)
+            try:
+                workdir = await self.routers.workdir(router)
+                if record.decision == UnattributedData.Decision.RUN:
+                    result = await host.file_run(workdir, record.experiment.name,
+                                                 record.run.run_number)
+                else:
+                    stamp = record.found.astimezone().strftime("%Y-%m-%dT%H-%M-%S")
+                    result = await host.file_run(workdir, record.experiment.name, None,
+                                                 folder=("unattributed", stamp))
+            except RemoteError as exc:
+                if record.error != str(exc):
+                    await self.db.run(_unattributed_failed, record.pk, str(exc))
+                    await self.db.event("error", router.name, "moving the unattributed files "
+                                        f"failed (retried): {exc}")
+                continue
+            await self.db.run(_unattributed_settled, record.pk, result)
 
     # Exclusion ------------------------------------------------------------------------
     async def excluded(self, kind: str, name: str, reason: str, *, included: bool = False):
@@ -393,6 +446,53 @@ def _waiting_unattributed() -> list[str]:
     return [f"{len(u.files)} file(s) written on {u.router.name} while no run was open"
             for u in UnattributedData.objects.select_related("router")
             .filter(decision=UnattributedData.Decision.PENDING)]
+
+
+def _note_unattributed(router_pk: int, files: list[dict]) -> int | None:
+    """Record (or bring up to date) a router's files awaiting a choice; the new record's
+    primary key, or None when one was waiting already."""
+    unsettled = UnattributedData.objects.filter(router_id=router_pk, settled_at=None)
+    if unsettled.exists():  # waiting for a choice, or decided and about to be moved
+        unsettled.filter(decision=UnattributedData.Decision.PENDING).update(files=files)
+        return None
+    experiment = Experiment.active()
+    if experiment is None:
+        return None
+    return UnattributedData.objects.create(router_id=router_pk, experiment=experiment,
+                                           files=files).pk
+
+
+def _decided_unattributed() -> list[UnattributedData]:
+    return list(UnattributedData.objects.select_related("experiment", "run")
+                .exclude(decision=UnattributedData.Decision.PENDING)
+                .filter(settled_at=None))
+
+
+def _unattributed_failed(pk: int, error: str) -> None:
+    UnattributedData.objects.filter(pk=pk).update(error=error)
+
+
+def _unattributed_settled(pk: int, result) -> None:
+    """Record the move; a run that received late files says so among its problems."""
+    from django.db import transaction
+
+    moved = [{"name": f.name, "size": f.size} for f in result.moved]
+    with transaction.atomic():
+        record = UnattributedData.objects.select_related("run", "router", "decided_by").get(
+            pk=pk)
+        UnattributedData.objects.filter(pk=pk).update(settled_at=timezone.now(), error="",
+                                                      files=moved or record.files)
+        who = record.decided_by.get_username() if record.decided_by else "an operator"
+        if record.run is not None:
+            run = RunMetadata.objects.select_for_update().get(pk=record.run.pk)
+            run.problems = [*run.problems, f"{len(moved)} file(s) of {record.router.name} "
+                            "written while no run was open were filed into this run by "
+                            f"{who}" + (f": {record.note}" if record.note else "")]
+            manifest = run.manifest or {}
+            manifest.setdefault("added_later", []).extend(
+                {"router": record.router.name, **file} for file in moved)
+            RunMetadata.objects.filter(pk=run.pk).update(problems=run.problems,
+                                                         manifest=manifest)
 
 
 def _routers_of(pks: list[int]) -> set[str]:

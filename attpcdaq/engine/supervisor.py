@@ -219,6 +219,7 @@ class Engine:
             try:
                 await self.routers.check_all()
                 await self.filer.file_pending()
+                await self.keeper.settle_unattributed()
             except Exception:
                 log.exception("checking data routers failed unexpectedly")
             await asyncio.sleep(self.settings.router_interval)

@@ -166,10 +166,14 @@ class RemoteHost(ABC):
         return sorted(e.info() for e in entries
                       if e.regular and fnmatch.fnmatchcase(e.name, pattern))
 
-    async def file_run(self, directory: str, experiment: str, run_number: int,
+    async def file_run(self, directory: str, experiment: str, run_number: int | None,
                        pattern: str = "*.graw", *,
-                       timeout: float | None = DEFAULT_FILING_TIMEOUT) -> FilingResult:
+                       timeout: float | None = DEFAULT_FILING_TIMEOUT,
+                       folder: tuple[str, ...] = ()) -> FilingResult:
         """Move the run's files of ``directory`` into ``<directory>/<experiment>/run_NNNN/``.
+
+        With ``folder``, into ``<directory>/<experiment>/<folder...>/`` instead (data
+        set aside because it belongs to no run); ``run_number`` is then not used.
 
         Idempotent and crash-safe: calling again after an interrupted call
         finishes the job, every file exactly once, sizes unchanged. A file
@@ -206,7 +210,7 @@ class RemoteHost(ABC):
         RemoteError
             When the host cannot be reached or the move fails.
         """
-        relative, destination = run_dir(self.name, directory, experiment, run_number)
+        relative, destination = run_dir(self.name, directory, experiment, run_number, folder)
         async with self._operation(f"filing {directory!r} into {relative!r}", timeout):
             script: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             # Start the shell now: its start (a login shell reading .bashrc, over SSH)

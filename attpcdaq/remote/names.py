@@ -98,16 +98,21 @@ def run_dir_name(host: str, run_number: object) -> str:
     return f"run_{run_number:04d}"
 
 
-def run_dir(host: str, base: str, experiment: object, run_number: object) -> tuple[str, str]:
+def run_dir(host: str, base: str, experiment: object, run_number: object,
+            folder: tuple[str, ...] = ()) -> tuple[str, str]:
     """Return ``(relative, absolute)`` of ``<base>/<experiment>/run_NNNN`` after checking both.
+
+    With ``folder`` (components), ``<base>/<experiment>/<folder...>`` instead: where
+    data that belongs to no run is set aside (``("unattributed", "2026-12-01T21-04-10")``).
 
     Raises
     ------
     UnsafeName
-        When the experiment name or the run number is refused.
+        When the experiment name, the run number or a folder component is refused.
     """
-    relative = posixpath.join(check_component(host, "experiment name", experiment),
-                              run_dir_name(host, run_number))
+    parts = ([check_component(host, "folder name", part) for part in folder] if folder
+             else [run_dir_name(host, run_number)])
+    relative = posixpath.join(check_component(host, "experiment name", experiment), *parts)
     return relative, posixpath.join(base, relative)
 
 

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from attpcdaq.daq.models import (
     Command,
@@ -21,6 +22,7 @@ from attpcdaq.daq.models import (
     EngineHeartbeat,
     Event,
     RunMetadata,
+    UnattributedData,
 )
 from attpcdaq.engine.supervisor import Engine
 from attpcdaq.get import Operation, State
@@ -271,3 +273,55 @@ async def test_abort_abandons_one_boards_transition_and_the_others_go_on(system)
         again.error
     assert (await run_command("ready")).status == "done"
     group.servers[0].ecc.clear_faults()
+
+
+def unattributed() -> list[UnattributedData]:
+    return list(UnattributedData.objects.order_by("found"))
+
+
+@pytest.mark.parametrize("choice", ["aside", "run"])
+async def test_data_written_while_no_run_is_open_waits_for_the_operators_choice(
+        system, router, choice):
+    group, servers, engine = await system(1)
+    assert (await run_command("ready")).status == "done"
+    started = await run_command("running")
+    await frames_arrive(router)
+    assert (await run_command("ready")).status == "done"
+    await wait_for(lambda: run_row(started.run_id).filed, 30, "the run filed")
+    # Boards that went on sending after the run closed (its server restarted, say).
+    late = {"CoBo0_AsAd0_2026-12-01T21:04:10.000_0000.graw": b"\0" * 4096,
+            "CoBo0_AsAd1_2026-12-01T21:04:10.001_0000.graw": b"\0" * 2048}
+    for name, data in late.items():
+        (router.workdir / name).write_bytes(data)
+    (record,) = await wait_for(unattributed, 10, "the files noticed")
+    assert sorted((f["name"], f["size"]) for f in record.files) == sorted(
+        (name, len(data)) for name, data in late.items())
+    assert await sync_to_async(lambda: alarms("router0"))() == [
+        "2 file(s) on data router router0 were written while no run was open: choose on "
+        "the status page where they go"]
+    refused = await run_command("running")
+    assert refused.status == "failed"
+    assert "2 file(s) written on router0 while no run was open" in refused.error
+    assert "choose on the status page" in refused.error
+    run = await sync_to_async(run_row)(started.run_id)
+    await sync_to_async(lambda: UnattributedData.objects.filter(pk=record.pk).update(
+        decision=choice, run=run if choice == "run" else None, note="after a server restart",
+        decided_at=timezone.now()))()
+    settled = await wait_for(lambda: UnattributedData.objects.filter(
+        pk=record.pk).exclude(settled_at=None).first(), 20, "the files moved")
+    assert settled.error == "" and len(settled.files) == 2
+    assert list(router.workdir.glob("*.graw")) == []
+    if choice == "run":
+        folder = router.workdir / EXPERIMENT / "run_0000"
+        run = await sync_to_async(run_row)(started.run_id)
+        assert run.problems == ["2 file(s) of router0 written while no run was open were "
+                                "filed into this run by an operator: after a server restart"]
+        assert {f["name"] for f in run.manifest["added_later"]} == set(late)
+    else:
+        (folder,) = (router.workdir / EXPERIMENT / "unattributed").iterdir()
+    assert {p.name: p.stat().st_size for p in folder.iterdir() if p.name in late} == {
+        name: len(data) for name, data in late.items()}
+    # With the choice made, Start goes again.
+    again = await run_command("running")
+    assert (again.status, again.error) == ("done", "")
+    assert (await run_command("ready")).status == "done"
