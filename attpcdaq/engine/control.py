@@ -28,6 +28,7 @@ from attpcdaq.daq.models import Command, DataRouter, ECCServer, RunMetadata
 from attpcdaq.get import (
     EccError,
     EccIgnored,
+    EccTimeout,
     Operation,
     PlanError,
     State,
@@ -288,6 +289,12 @@ class Controller:
             for _, exc in failures:
                 if not isinstance(exc, Exception):
                     raise exc  # cancellation goes on up
+        keeper = self.engine.keeper
+        for coord, exc in failures:
+            if isinstance(exc, EccTimeout):  # the server never gives up: it may still run
+                await keeper.alarm(keeper.open_run_id, coord.name, f"hung {exc.detail}",
+                                   f"{coord.name}: {steps[coord].operation} hung: "
+                                   f"{exc.detail}")
         if failures:
             operation = "/".join(sorted({str(steps[c].operation) for c, _ in failures}))
             raise StepFailed(operation, failures)

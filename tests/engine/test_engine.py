@@ -169,7 +169,10 @@ async def test_stop_completes_when_a_server_hangs_and_names_it(system):
     assert await sync_to_async(lambda: sorted(
         ECCServer.objects.exclude(pk=servers[0].pk).values_list("state", flat=True)))() == [
         READY, READY]
-    assert await sync_to_async(Event.objects.filter(level="alarm", source="CoBo[0]").exists)()
+    messages = await sync_to_async(lambda: list(Event.objects.filter(
+        level="alarm", source="CoBo[0]").values_list("message", flat=True)))()
+    assert any(m.startswith("CoBo[0]: Stop hung: Stop: no answer within") for m in messages)
+    assert any(m.startswith("CoBo[0] did not stop") for m in messages)
     group.servers[0].ecc.clear_faults()
 
 
