@@ -15,6 +15,7 @@ from attpcdaq.get import (
     DataLinkSet,
     EccBusy,
     EccClient,
+    EccIgnored,
     EccRefused,
     EccTimeout,
     EccUnreachable,
@@ -22,6 +23,7 @@ from attpcdaq.get import (
     State,
     TransitionCode,
     parse_configure_answer,
+    step_for,
 )
 from attpcdaq.get.exceptions import BUSY_MESSAGE
 
@@ -437,3 +439,18 @@ async def test_two_hundred_servers_in_one_process(config_dir, post):
     assert [answer.field("State") for answer in answers] == ["1"] * 200
     assert len({server.port for server in group.servers}) == 200
     assert startup < 5, f"200 servers took {startup:.1f} s to start"
+
+
+@pytest.mark.parametrize("gsoap", ["2.7", "2.8"])
+async def test_run_step_confirms_each_step_and_reports_an_ignored_one(config_dir, gsoap):
+    async with EccEmulatorGroup(1, config_dir=config_dir, transition_seconds=0.01,
+                                gsoap=gsoap) as group, EccClient(group.servers[0].url) as ecc:
+        reply, state = await ecc.run_step(step_for(Op.DESCRIBE, State.IDLE), COBO0, None)
+        assert state.state == State.DESCRIBED and "CoBo[0]" in reply.text
+        # The engine believes Prepared; the board is Described: Configure is ignored.
+        with pytest.raises(EccIgnored) as info:
+            await ecc.run_step(step_for(Op.CONFIGURE, State.PREPARED), COBO0, COBO0_LINKS)
+        assert info.value.detail == "ignored Configure: it is Described"
+        assert info.value.state == State.DESCRIBED
+        with pytest.raises(EccIgnored, match="ignored Start: it is Described"):
+            await ecc.run_operation(Op.START, None, None)
