@@ -5,6 +5,7 @@ import re
 import socket
 import time
 
+import httpx
 import pytest
 from lxml import etree
 
@@ -454,3 +455,38 @@ async def test_run_step_confirms_each_step_and_reports_an_ignored_one(config_dir
         assert info.value.state == State.DESCRIBED
         with pytest.raises(EccIgnored, match="ignored Start: it is Described"):
             await ecc.run_operation(Op.START, None, None)
+
+
+async def test_run_step_judges_a_lost_answer_by_the_state(config_dir):
+    """The answer of a transition that did happen is lost on the way (a proxy drops it)."""
+    from aiohttp import web
+
+    dropped = []
+    async with EccEmulatorGroup(1, config_dir=config_dir, transition_seconds=0.05) as group, \
+            httpx.AsyncClient(timeout=10) as upstream:
+
+        async def proxy(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            answer = await upstream.post(group.servers[0].url, content=body,
+                                         headers={"Content-Type": "text/xml"})
+            if b"Describe" in body and not dropped:
+                dropped.append(body)
+                request.transport.abort()  # done on the server; the answer never arrives
+            return web.Response(body=answer.content, content_type="text/xml")
+
+        app = web.Application()
+        app.router.add_post("/", proxy)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with EccClient(f"http://127.0.0.1:{port}/", transition_timeout=5) as ecc:
+                reply, state = await ecc.run_step(step_for(Op.DESCRIBE, State.IDLE), COBO0,
+                                                  None)
+                assert dropped and state.state == State.DESCRIBED and reply.error_code == 0
+                with pytest.raises(EccIgnored):  # an ignored step still shows as one
+                    await ecc.run_step(step_for(Op.CONFIGURE, State.PREPARED), COBO0, None)
+        finally:
+            await runner.cleanup()
