@@ -30,7 +30,6 @@ from .models import (
     Command,
     DataRouter,
     ECCServer,
-    EngineHeartbeat,
     Event,
     Experiment,
     RunConfig,
@@ -88,7 +87,7 @@ def not_found(request, message: str):
 
 def toast(request, message: str, status: int = 200):
     """A toast fragment with ``message``, coloured by ``status``."""
-    level = "success" if status < 300 else "warning" if status == 409 else "danger"
+    level = "success" if status < 300 else "warning" if status in (409, 429) else "danger"
     response = render(request, "daq/inc/toast.html", {"message": message, "level": level},
                       status=status)
     # Tells the page's script this error answer is meant to be shown, unlike an
@@ -131,11 +130,20 @@ def live_context(user) -> dict:
     can_control = user.has_perm("daq.control_daq")
     # A transition waiting or running blocks others (services answer 409); reads
     # such as a config refresh do not, so they do not grey out the controls either.
+    # Only a transition the engine runs on an enabled, online, not excluded server
+    # counts: a hung, crashed, disabled or excluded one never holds the controls.
     busy = view.any_transitioning or any(
         c.status in Command.ACTIVE and c.kind in _BLOCKING_KINDS for c in commands)
-    states = {s.state for s in view.servers if s.enabled}
-    actions = [(action, action.allows(states) and not busy)
+    states = {s.state for s in view.participating}
+    # Stop is always possible while a run is open, busy or not (the services queue it
+    # and the engine preempts what runs), unless a Stop is already on its way.
+    stop_ok = bool(view.run and view.run.is_open) and can_control and (
+        not busy or services.active_stop() is None)
+    actions = [(action, action.allows(states) and (
+        not busy or (action.key == "stop" and stop_ok)))
                for action in forms.SYSTEM_ACTIONS] if can_control else []
+    if not view.engine_alive:  # nothing can be done: the controls say why (the reason)
+        actions = [(action, False) for action, _ in actions]
     last_failed = commands[0] if commands and commands[0].status == "failed" else None
     # After a Start refused for configuration drift, the operator may start anyway.
     start_anyway = (last_failed is not None and last_failed.refused_for_drift
@@ -151,6 +159,7 @@ def live_context(user) -> dict:
         "can_control": can_control,
         "busy": busy,
         "actions": actions,
+        "controls_disabled_reason": view.controls_disabled_reason,
     }
 
 
@@ -243,7 +252,9 @@ class SystemTransitionView(ActionView):
 
     def perform(self, data: dict) -> str:
         action = forms.SYSTEM_ACTION_BY_KEY[data["action"]]
-        action.check(ECCServer.objects.filter(enabled=True).values_list("state", flat=True))
+        services.require_engine()  # the first reason: nothing moves without the engine
+        action.check(ECCServer.objects.filter(enabled=True, excluded=False)
+                     .values_list("state", flat=True))
         if data.get("confirm_drift") and action.key != "start":
             raise services.ControlError("only Start can be confirmed despite configuration "
                                         "drift")
@@ -283,6 +294,45 @@ class ECCServerRefreshConfigsView(ObjectActionView):
 
     def perform(self, data: dict) -> str:
         return _queued(services.request_config_refresh(self.request.user, self.object))
+
+
+class ReasonActionView(ObjectActionView):
+    """An action whose form is only the operator's reason (checked by the services)."""
+
+    def cleaned_data(self) -> dict:
+        reason = self.request.POST.get("reason", "")
+        if "\x00" in reason:
+            raise services.ControlError("the reason contains a NUL character: write it as "
+                                        "plain text")
+        return {"reason": reason}
+
+
+class ExcludeView(ReasonActionView):
+    """Take an ECC server or data router (``model``) out of the system, with a reason."""
+
+    def perform(self, data: dict) -> str:
+        owner = {"server" if self.model is ECCServer else "router": self.object}
+        services.request_exclude(self.request.user, reason=data["reason"], **owner)
+        return f"Queued: exclude {self.object.name} ({data['reason'].strip()[:100]})"
+
+
+class IncludeView(ReasonActionView):
+    """Put excluded hardware (``model``) back into the system."""
+
+    def perform(self, data: dict) -> str:
+        owner = {"server" if self.model is ECCServer else "router": self.object}
+        services.request_include(self.request.user, reason=data["reason"], **owner)
+        return f"Queued: include {self.object.name}"
+
+
+class AbortView(ReasonActionView):
+    """Abandon the transition the engine runs on a server ("Abort CoBo[1]'s Start")."""
+
+    model = ECCServer
+
+    def perform(self, data: dict) -> str:
+        command = services.request_abort(self.request.user, self.object, data["reason"])
+        return f"Queued: {command.label} on {self.object.name}"
 
 
 class EventAcknowledgeView(ObjectActionView):
@@ -608,7 +658,7 @@ def log_answer(request, *, command: Command | None = None, refusal: str = "",
     polling = command is not None and command.status in Command.ACTIVE
     response = render(request, "daq/inc/log_output.html", {
         "command": command, "refusal": refusal, "polling": polling, "poll_ms": LOG_POLL_MS,
-        "engine_alive": EngineHeartbeat.is_alive() if polling else True,
+        "engine_alive": services.engine_liveness().alive if polling else True,
     }, status=status)
     response["X-Log-Answer"] = "1"
     return response
@@ -653,6 +703,7 @@ class CommandResultView(DaqAccessMixin, View):
     http_method_names = ["get"]
 
     def get(self, request, pk: str):
+        services.expire_if_engine_down()  # a read nobody will take up says so
         try:
             command = find(Command.objects.select_related(*_COMMAND_RELATIONS), pk)
         except NotFound as exc:

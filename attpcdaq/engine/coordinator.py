@@ -100,6 +100,7 @@ class EccCoordinator:
         self._idle = asyncio.Event()  # set while no transition of ours runs
         self._idle.set()
         self._was_abandoned = False
+        self.busy_since = 0.0  # time.monotonic() when the transition of ours began
         self._times: dict[str, list[float]] | None = None  # transition_times, once read
         self._on_change = on_change
         self._written = _Written()

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 
 Target = Literal["idle", "described", "prepared", "ready", "running", "paused", "reset"]
 
@@ -38,8 +38,115 @@ class LoadedConfigOut(Schema):
     files: list[ConfigFileOut]
 
 
+class SpanOut(Schema):
+    """From when to when (ISO 8601 times as the engine wrote them; ``to`` null: still so,
+    or to the end of the run)."""
+
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+
+
+class ExclusionOut(SpanOut):
+    """A time a board or router was excluded, and why."""
+
+    reason: str = ""
+
+
+class BoardCoverageOut(Schema):
+    """Whether a board took part in the run, from when to when, and its exclusions."""
+
+    took_part: bool = False
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    excluded: list[ExclusionOut] = []
+
+
+class RouterCoverageOut(BoardCoverageOut):
+    """A data router's part in the run, with the times it was offline."""
+
+    outages: list[SpanOut] = []
+
+
+class CoverageOut(Schema):
+    """The boards (ECC servers) and data routers of the run, by name ({} for old runs)."""
+
+    boards: dict[str, BoardCoverageOut] = {}
+    routers: dict[str, RouterCoverageOut] = {}
+
+
+class FrameCountOut(Schema):
+    """The frames of one CoBo's AsAd in a file, and its first and last event number."""
+
+    cobo: int
+    asad: int
+    frames: int
+    first_event: int
+    last_event: int
+
+
+class FiledFileOut(Schema):
+    """One data file of the run, as filed: where from, its size, its frames.
+
+    ``frames`` is null for runs filed before frames were counted; ``error`` says
+    where a truncated or malformed frame stopped the count ("" when none).
+    """
+
+    router: str
+    name: str
+    bytes: int
+    frames: int | None = None
+    counts: list[FrameCountOut] = []
+    error: str = ""
+
+
+class RouterFiledOut(Schema):
+    """Where one router's files of the run went, how many and how many bytes."""
+
+    directory: str
+    files: int
+    bytes: int
+
+
+class AsadEventsOut(Schema):
+    """One AsAd over the whole run."""
+
+    frames: int
+    first_event: int
+    last_event: int
+
+
+class CoboEventsOut(Schema):
+    """One CoBo over the whole run: events (its fullest AsAd's frames), first, last."""
+
+    events: int
+    first_event: int
+    last_event: int
+    asads: dict[str, AsadEventsOut]
+
+
+class BackupOut(Schema):
+    """Where a server's configuration files were backed up, and which."""
+
+    directory: str
+    files: list[str]
+
+
+class ManifestOut(Schema):
+    """What was filed: every file, per router, per CoBo, and the configuration backups."""
+
+    files: list[FiledFileOut] = []
+    routers: dict[str, RouterFiledOut] = {}
+    events: dict[str, CoboEventsOut] = {}
+    configs: dict[str, BackupOut] = {}
+
+
 class RunDetailOut(Schema):
-    """One run and the configuration each server had loaded at its Start."""
+    """One run: its state, whether its data is complete, its coverage and manifest, and
+    the configuration each server had loaded at its Start.
+
+    ``incomplete`` is true when some of its data is missing or short; ``problems``
+    says what, one sentence each. ``filing_error`` says why it is not filed yet.
+    """
 
     id: int
     experiment: str
@@ -49,6 +156,11 @@ class RunDetailOut(Schema):
     started: datetime | None
     stopped: datetime | None
     filed: bool
+    filing_error: str
+    incomplete: bool
+    problems: list[str]
+    coverage: CoverageOut
+    manifest: ManifestOut
     configs: dict[str, str]
     loaded_configs: list[LoadedConfigOut]
 
@@ -67,6 +179,17 @@ class EccServerOut(Schema):
     online: bool
     selected_config: str | None
     last_error: str
+    excluded: bool = Field(description="Taken out of the system by an operator.")
+    excluded_reason: str = Field(description="Why, as the operator said (empty unless "
+                                 "excluded).")
+    transition_elapsed: float | None = Field(description="Seconds since the engine began "
+                                             "the transition it runs on the server; null "
+                                             "when it runs none.")
+    usual_transition_seconds: float | None = Field(
+        description="The median of the server's recent durations of the running operation; "
+        "null when none runs or there is no history.")
+    slow: bool = Field(description="The running transition took three times its usual time "
+                       "and at least 10 s (30 s without history): maybe hung, worth an Abort.")
 
 
 class DataRouterOut(Schema):
@@ -77,6 +200,8 @@ class DataRouterOut(Schema):
     online: bool
     clean: bool
     data_rate: float
+    excluded: bool = Field(description="Taken out of the system by an operator.")
+    excluded_reason: str = Field(description="Why, as the operator said.")
 
 
 class StatusOut(Schema):
@@ -86,6 +211,13 @@ class StatusOut(Schema):
     overall_state_name: str
     experiment: str | None
     engine_alive: bool
+    #: When the engine last beat (it counts as not running ATTPCDAQ_ENGINE_STALE_AFTER
+    #: seconds later); None when it never ran.
+    engine_last_beat: datetime | None
+    #: Why nothing can be done now ("the engine is not running: ..."), or "".
+    engine_message: str
+    #: Enabled, not excluded servers without a configuration selected: Start is refused.
+    unconfigured_servers: list[str]
     run: RunOut | None
     ecc_servers: list[EccServerOut]
     data_routers: list[DataRouterOut]
@@ -100,6 +232,16 @@ class TransitionIn(Schema):
 
     target: Target
     confirm_drift: bool = False
+
+
+class ReasonIn(Schema):
+    """Why, in the operator's words: required to exclude, optional to include or abort.
+
+    At most 500 characters, on one line, without control characters or bidirectional
+    overrides.
+    """
+
+    reason: str = ""
 
 
 class CommandAccepted(Schema):
@@ -119,6 +261,8 @@ class CommandOut(Schema):
     created: datetime
     finished: datetime | None
     run: int | None
+    #: What it produced: a log read's last lines.
+    result: str = ""
 
 
 class ConfigsOut(Schema):

@@ -8,7 +8,7 @@ from ninja.errors import HttpError
 from ninja.security import HttpBearer, django_auth
 
 from attpcdaq.daq import services
-from attpcdaq.daq.models import ApiToken, Command, ECCServer, RunMetadata
+from attpcdaq.daq.models import ApiToken, Command, DataRouter, ECCServer, Experiment, RunMetadata
 
 from .schemas import (
     CommandAccepted,
@@ -17,6 +17,7 @@ from .schemas import (
     ConfigOut,
     ConfigsOut,
     Error,
+    ReasonIn,
     RunDetailOut,
     StatusOut,
     TransitionIn,
@@ -47,19 +48,26 @@ def _queued(command: Command):
     return Status(202, {"command": command.pk})
 
 
-def _server_out(server: ECCServer) -> dict:
+def _server_out(server: ECCServer, timing: services.TransitionTiming) -> dict:
     return {"id": server.pk, "name": server.name, "url": server.url, "enabled": server.enabled,
             "state": server.state, "state_name": server.state_name,
             "transitioning": server.is_transitioning, "transition_name": server.transition_name,
             "online": server.is_online,
             "selected_config": str(server.selected_config) if server.selected_config else None,
-            "last_error": server.last_error}
+            "last_error": server.last_error, "excluded": server.excluded,
+            "excluded_reason": server.excluded_reason,
+            "transition_elapsed": None if timing.elapsed is None else round(timing.elapsed, 1),
+            "usual_transition_seconds": timing.usual, "slow": timing.slow}
 
 
 @api.exception_handler(services.ControlError)
 def control_error(request, exc: services.ControlError):
-    """Answer a refused request with its status and reason."""
-    return api.create_response(request, {"detail": str(exc)}, status=exc.status)
+    """Answer a refused request with its status and reason (and, for 429 and 503, when
+    to ask again)."""
+    response = api.create_response(request, {"detail": str(exc)}, status=exc.status)
+    if retry := getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(retry)
+    return response
 
 
 @api.get("/status", response=StatusOut, tags=["status"])
@@ -75,20 +83,106 @@ def status(request):
     return {"overall_state": view.overall_state, "overall_state_name": view.overall_state_name,
             "experiment": view.experiment.name if view.experiment else None,
             "engine_alive": view.engine_alive, "run": run,
-            "ecc_servers": [_server_out(s) for s in view.servers],
+            "engine_last_beat": view.engine.last_beat, "engine_message": view.engine.message,
+            "unconfigured_servers": [server.name for server, _ in view.unconfigured],
+            "ecc_servers": [_server_out(s, view.timing(s)) for s in view.servers],
             "data_routers": [{"id": r.pk, "name": r.name, "online": r.is_online,
-                              "clean": r.is_clean, "data_rate": r.data_rate}
+                              "clean": r.is_clean, "data_rate": r.data_rate,
+                              "excluded": r.excluded, "excluded_reason": r.excluded_reason}
                              for r in view.routers]}
 
 
-@api.get("/runs/{run_id}", response={200: RunDetailOut, 404: Error}, tags=["status"])
-def run_detail(request, run_id: int):
-    """A run, with the configuration files (names and SHA-256) each server had loaded."""
-    run = get_object_or_404(RunMetadata.objects.select_related("experiment"), pk=run_id)
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value, default: int | None = 0) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _time(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _spans(spans, *fields: str) -> list[dict]:
+    return [{"from": _time(s.get("from")), "to": _time(s.get("to")),
+             **{f: str(s.get(f, "")) for f in fields}}
+            for s in spans or [] if isinstance(s, dict)]
+
+
+def _coverage_out(coverage) -> dict:
+    """The run keeper's coverage, anything of another shape left out."""
+    out: dict[str, dict] = {"boards": {}, "routers": {}}
+    for kind in out:
+        for name, entry in _mapping(_mapping(coverage).get(kind)).items():
+            entry = _mapping(entry)
+            row = {"took_part": bool(entry.get("took_part")), "from": _time(entry.get("from")),
+                   "to": _time(entry.get("to")),
+                   "excluded": _spans(entry.get("excluded"), "reason")}
+            if kind == "routers":
+                row["outages"] = _spans(entry.get("outages"))
+            out[kind][str(name)] = row
+    return out
+
+
+def _count_out(count) -> dict | None:
+    count = _mapping(count)
+    values = {k: _int(count.get(k), None) for k in ("cobo", "asad", "frames", "first_event",
+                                                     "last_event")}
+    return None if None in values.values() else values
+
+
+def _manifest_out(manifest) -> dict:
+    """The manifest of engine/filing.py, read as the pages read it (runs filed before
+    frames were counted have no counts)."""
+    manifest = _mapping(manifest)
+    files, routers = [], {}
+    for name, entry in sorted(_mapping(manifest.get("routers")).items()):
+        entry = _mapping(entry)
+        listed = [f for f in entry.get("files") or [] if isinstance(f, dict)]
+        for f in listed:
+            counts = [c for c in map(_count_out, f.get("counts") or []) if c is not None]
+            files.append({"router": str(f.get("router", name)), "name": str(f.get("name", "")),
+                          "bytes": _int(f.get("bytes"), None) or _int(f.get("size")),
+                          "frames": _int(f.get("frames"), None), "counts": counts,
+                          "error": str(f.get("error", ""))})
+        routers[str(name)] = {"directory": str(entry.get("directory", "")),
+                              "files": len(listed), "bytes": _int(entry.get("bytes"))}
+    events = {}
+    for cobo, entry in _mapping(manifest.get("events")).items():
+        entry = _mapping(entry)
+        asads = {str(a): {k: _int(_mapping(c).get(k)) for k in ("frames", "first_event",
+                                                                 "last_event")}
+                 for a, c in _mapping(entry.get("asads")).items()}
+        events[str(cobo)] = {"events": _int(entry.get("events")),
+                             "first_event": _int(entry.get("first_event")),
+                             "last_event": _int(entry.get("last_event")), "asads": asads}
+    configs = {str(server): {"directory": str(_mapping(e).get("directory", "")),
+                             "files": [str(f) for f in _mapping(e).get("files") or []]}
+               for server, e in _mapping(manifest.get("configs")).items()}
+    return {"files": files, "routers": routers, "events": events, "configs": configs}
+
+
+@api.get("/runs/{number}", response={200: RunDetailOut, 404: Error}, tags=["status"],
+         by_alias=True)
+def run_detail(request, number: int):
+    """Run ``number`` of the active experiment: its state, whether its data is complete
+    (``incomplete``, ``problems``), which boards and routers took part (``coverage``),
+    every file filed with its frames per CoBo and AsAd (``manifest``), and the
+    configuration files (names and SHA-256) each server had loaded."""
+    experiment = Experiment.active()
+    if experiment is None:
+        raise HttpError(404, "there is no active experiment")
+    run = get_object_or_404(RunMetadata.objects.select_related("experiment"),
+                            experiment=experiment, run_number=number)
     configs = run.configs if isinstance(run.configs, dict) else {}
+    problems = run.problems if isinstance(run.problems, list) else []
     return {"id": run.pk, "experiment": run.experiment.name, "number": run.run_number,
             "status": run.status, "title": run.title, "started": run.start_datetime,
             "stopped": run.stop_datetime, "filed": run.filed,
+            "filing_error": run.filing_error, "incomplete": run.incomplete,
+            "problems": [str(p) for p in problems], "coverage": _coverage_out(run.coverage),
+            "manifest": _manifest_out(run.manifest),
             "configs": {str(k): str(v) for k, v in configs.items()},
             "loaded_configs": [
                 {"server": rc.server_name, "config": rc.config,
@@ -98,7 +192,8 @@ def run_detail(request, run_id: int):
                 for rc in run.loaded_configs.all()]}
 
 
-@api.post("/transition", response={202: CommandAccepted, 400: Error, 409: Error},
+@api.post("/transition", response={202: CommandAccepted, 400: Error, 409: Error,
+                                   503: Error},
           tags=["control"])
 def transition(request, body: TransitionIn):
     """Take every enabled server to a state ("running" starts or resumes a run;
@@ -110,7 +205,8 @@ def transition(request, body: TransitionIn):
 
 
 @api.post("/ecc-servers/{server_id}/transition",
-          response={202: CommandAccepted, 400: Error, 404: Error, 409: Error}, tags=["control"])
+          response={202: CommandAccepted, 400: Error, 404: Error, 409: Error, 503: Error},
+          tags=["control"])
 def server_transition(request, server_id: int, body: TransitionIn):
     """Take one server to a state, for troubleshooting."""
     _require_control(request)
@@ -122,10 +218,31 @@ def server_transition(request, server_id: int, body: TransitionIn):
 @api.get("/commands/{command_id}", response={200: CommandOut, 404: Error}, tags=["control"])
 def command(request, command_id: int):
     """A command's status and, when it failed, why."""
+    services.expire_if_engine_down()  # a command nobody will take up says so
     cmd = get_object_or_404(Command.objects.select_related("user", "ecc_server"), pk=command_id)
     return {"id": cmd.pk, "description": cmd.describe(), "status": cmd.status,
             "error": cmd.error, "user": cmd.user.get_username() if cmd.user else None,
-            "created": cmd.created, "finished": cmd.finished, "run": cmd.run_id}
+            "created": cmd.created, "finished": cmd.finished, "run": cmd.run_id,
+            "result": cmd.result}
+
+
+@api.post("/ecc-servers/{server_id}/log",
+          response={202: CommandAccepted, 400: Error, 404: Error, 429: Error, 503: Error},
+          tags=["logs"])
+def server_log(request, server_id: int):
+    """Ask the engine for the last lines of the server's log: they come as the command's
+    ``result``. Anyone may (it changes nothing), a few times a second at most (429)."""
+    server = get_object_or_404(ECCServer, pk=server_id)
+    return _queued(services.request_log_tail(request.auth, server=server))
+
+
+@api.post("/data-routers/{router_id}/log",
+          response={202: CommandAccepted, 400: Error, 404: Error, 429: Error, 503: Error},
+          tags=["logs"])
+def router_log(request, router_id: int):
+    """Ask the engine for the last lines of the data router's log (see the servers')."""
+    router = get_object_or_404(DataRouter, pk=router_id)
+    return _queued(services.request_log_tail(request.auth, router=router))
 
 
 @api.get("/ecc-servers/{server_id}/configs", response={200: ConfigsOut, 404: Error},
@@ -138,7 +255,8 @@ def configs(request, server_id: int):
 
 
 @api.post("/ecc-servers/{server_id}/configs/refresh",
-          response={202: CommandAccepted, 404: Error, 409: Error}, tags=["configuration"])
+          response={202: CommandAccepted, 404: Error, 409: Error, 503: Error},
+          tags=["configuration"])
 def refresh_configs(request, server_id: int):
     """Ask the engine to fetch the server's configuration sets again."""
     _require_control(request)
@@ -153,3 +271,51 @@ def select_config(request, server_id: int, body: ConfigIn):
     _require_control(request)
     server = get_object_or_404(ECCServer, pk=server_id)
     return {"selected": str(services.select_config(server, body.config))}
+
+
+_QUEUED = {202: CommandAccepted, 400: Error, 403: Error, 404: Error, 409: Error, 503: Error}
+
+
+@api.post("/ecc-servers/{server_id}/abort", response=_QUEUED, tags=["control"])
+def abort(request, server_id: int, body: ReasonIn):
+    """Abandon the transition the engine runs on a server ("Abort CoBo[1]'s Start"): the
+    engine stops waiting for it, marks the server hung and excluded, and the other
+    servers go on. 409 when the engine runs no transition on it."""
+    _require_control(request)
+    server = get_object_or_404(ECCServer, pk=server_id)
+    return _queued(services.request_abort(request.auth, server, body.reason))
+
+
+@api.post("/ecc-servers/{server_id}/exclude", response=_QUEUED, tags=["control"])
+def exclude_server(request, server_id: int, body: ReasonIn):
+    """Take an ECC server out of the system, with a reason (required): walks, Start, Stop
+    and the Start checks skip it, and the open run records it. Accepted while a
+    transition runs."""
+    _require_control(request)
+    server = get_object_or_404(ECCServer, pk=server_id)
+    return _queued(services.request_exclude(request.auth, server=server, reason=body.reason))
+
+
+@api.post("/ecc-servers/{server_id}/include", response=_QUEUED, tags=["control"])
+def include_server(request, server_id: int, body: ReasonIn):
+    """Put an excluded ECC server back into the system (the reason is optional)."""
+    _require_control(request)
+    server = get_object_or_404(ECCServer, pk=server_id)
+    return _queued(services.request_include(request.auth, server=server, reason=body.reason))
+
+
+@api.post("/data-routers/{router_id}/exclude", response=_QUEUED, tags=["control"])
+def exclude_router(request, router_id: int, body: ReasonIn):
+    """Take a data router out of the system, with a reason (required): Start no longer
+    waits for it, and the open run records it."""
+    _require_control(request)
+    router = get_object_or_404(DataRouter, pk=router_id)
+    return _queued(services.request_exclude(request.auth, router=router, reason=body.reason))
+
+
+@api.post("/data-routers/{router_id}/include", response=_QUEUED, tags=["control"])
+def include_router(request, router_id: int, body: ReasonIn):
+    """Put an excluded data router back into the system (the reason is optional)."""
+    _require_control(request)
+    router = get_object_or_404(DataRouter, pk=router_id)
+    return _queued(services.request_include(request.auth, router=router, reason=body.reason))

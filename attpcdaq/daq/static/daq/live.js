@@ -51,6 +51,7 @@
         htmx.process(row);
       }
     });
+    tick(); // a row swapped in brings its seconds empty
     return true;
   }
 
@@ -127,6 +128,10 @@
     const now = Date.now() + clockOffset;
     for (const el of document.querySelectorAll("[data-since]")) {
       el.textContent = hms(now - Number(el.dataset.since));
+    }
+    // A transition's seconds on its server's row ("Starting… 14 s (usually 2 s)").
+    for (const el of document.querySelectorAll("[data-elapsed-since]")) {
+      el.textContent = `${Math.max(0, Math.floor((now - Number(el.dataset.elapsedSince)) / 1000))} s`;
     }
     // The tab's title says the state too, for a page kept in a background tab.
     const state = document.getElementById("overall-state");
