@@ -266,11 +266,13 @@ class RunFiler:
         if left and not feeding:
             raise FilingError(f"data router {router.name}: {len(left)} file(s) still in "
                               f"{workdir} after filing")
-        if left:
+        if feeding:
+            since = (f"; {len(left)} file(s) it wrote since stay in {workdir}" if left else
+                     f"; what it writes now stays in {workdir}")
             done.problems.append(
-                f"router {router.name} still received data from {', '.join(feeding)} "
-                f"(excluded while acquiring) after the run was filed: {len(left)} file(s) "
-                f"written since stay in {workdir}")
+                f"{' and '.join(feeding)} still acquiring when the run was filed (excluded): "
+                f"the data router {router.name} received after its files were moved are "
+                f"not in this run{since}")
         names = [f.name for f in result.files]
         scanned = await scan_files(host, result.destination, names)
         if self.after_count is not None:

@@ -85,7 +85,7 @@ for my $name (@names) {
     my @st = $hires ? eval { Time::HiRes::stat($fh) } : ();
     @st = stat($fh) unless @st;
     my $size = $st[7];
-    print "F $n $size $st[9]\n";
+    printf "F %d %d %.9f\n", $n, $size, $st[9];
     if ($mode ne 'scan') { close $fh; next; }
     my ($off, $other, $bad, $head, %c, @order) = (0, 0, 0, '');
     while ($off < $size) {
