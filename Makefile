@@ -11,10 +11,8 @@ $(STAMP): pyproject.toml scripts/system-deps
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
 		|| scripts/system-deps python3-venv
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip "setuptools<81" wheel
-	@# xstatic-bootstrap's sdist imports pkg_resources, gone from setuptools 81.
-	$(BIN)/pip install -q --no-build-isolation xstatic-bootstrap
-	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)

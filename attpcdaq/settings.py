@@ -16,7 +16,6 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
-import xstatic.pkg.bootstrap
 from django.core.exceptions import ImproperlyConfigured
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -116,8 +115,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-# Assets come from installed packages (no CDN: the control room has no internet).
-STATICFILES_DIRS = [("bootstrap", xstatic.pkg.bootstrap.BASE_DIR)]
+# Assets are served from the package (no CDN: the control room has no internet);
+# Bootstrap's files are committed under daq/static/bootstrap/ by scripts/fetch-bootstrap.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
