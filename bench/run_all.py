@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_client_describe.py", "bench_engine.py", "bench_file_run_ssh.py"]
+BENCHMARKS = ["bench_client_describe.py", "bench_engine.py", "bench_file_run_ssh.py",
+              "bench_manifest_scan.py"]
 
 if __name__ == "__main__":
     failed = [name for name in BENCHMARKS
