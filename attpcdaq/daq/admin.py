@@ -53,6 +53,14 @@ class ECCServerAdmin(admin.ModelAdmin):
                        "last_error", "last_error_at", "last_seen"]
     inlines = [DataSourceInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The selection never changes under a run (services.selection_locked).
+        from .services import selection_locked
+
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "selected_config"] if obj is not None and selection_locked() \
+            else fields
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # Only the sets this server offers: the engine would refuse another's.
         if db_field.name == "selected_config":
@@ -68,6 +76,15 @@ class ConfigIdAdmin(admin.ModelAdmin):
     list_display = ["__str__", "ecc_server", "last_fetched"]
     list_filter = ["ecc_server"]
     search_fields = ["describe", "prepare", "configure"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a selected set clears the selection: never under a run.
+        from .services import selection_locked
+
+        if selection_locked() and (obj is None or ECCServer.objects.filter(
+                selected_config=obj).exists()):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(DataRouter)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -44,6 +47,12 @@ class EngineDatabase:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-db")
         self._pending: dict[int, dict[str, Any]] = {}
         self._flushed: asyncio.Future | None = None
+        #: Since when the engine has beaten without a gap the page would have seen (no
+        #: beat for ENGINE_STALE_AFTER): a command asked before then waited for an engine
+        #: that was not running, and is refused at claim time once it is COMMAND_EXPIRY
+        #: old. None before the first beat.
+        self.alive_since: datetime | None = None
+        self._last_beat: float | None = None
 
     async def run(self, function, *args: Any, **kwargs: Any) -> Any:
         """Run ``function(*args, **kwargs)`` on the database thread."""
@@ -98,14 +107,21 @@ class EngineDatabase:
         await self.run(lambda: EngineHeartbeat.objects.update_or_create(
             pk=1, defaults={"beat": timezone.now(), "started": started, "pid": pid,
                             "hostname": hostname}))
+        beaten = time.monotonic()
+        if self._last_beat is None or beaten - self._last_beat >= settings.ENGINE_STALE_AFTER:
+            self.alive_since = timezone.now()  # the first beat, or the first after a gap
+        self._last_beat = beaten
 
     # Commands ------------------------------------------------------------------
     async def claim_command(self, *, quick: bool) -> Command | None:
         """Take the oldest pending command, marking it running; None when none waits.
 
-        ``quick`` commands (reads) and the others (transitions) are claimed apart.
+        ``quick`` commands (reads) and the others (transitions) are claimed apart. A
+        command asked before :attr:`alive_since` and older than ``COMMAND_EXPIRY`` is
+        failed instead ("the engine is not running"): a Start asked at night, while the
+        engine was down, never starts a run in the morning.
         """
-        return await self.run(_claim_command, quick)
+        return await self.run(_claim_command, quick, self.alive_since)
 
     async def finish_command(self, pk: int, error: str = "", run_id: int | None = None,
                              result: str = "") -> None:
@@ -198,17 +214,30 @@ def _update_servers(pending: dict[int, dict[str, Any]]) -> None:
             ECCServer.objects.filter(pk=pk).update(**fields)
 
 
-QUICK = (Command.Kind.REFRESH_CONFIGS, Command.Kind.TAIL_LOG)
+#: Run beside transitions by the quick loop (services.QUICK_KINDS: the same kinds).
+QUICK = (Command.Kind.REFRESH_CONFIGS, Command.Kind.TAIL_LOG, Command.Kind.ABORT,
+         Command.Kind.EXCLUDE, Command.Kind.INCLUDE)
 
 
-def _claim_command(quick: bool) -> Command | None:
+def _claim_command(quick: bool, alive_since: datetime | None = None) -> Command | None:
+    from attpcdaq.daq.services import expire_command
+
     kinds = Q(kind__in=QUICK) if quick else ~Q(kind__in=QUICK)
+    now = timezone.now()
+    # Asked while no engine ran (before this one beat without a gap) and too old by now.
+    expired_before = min(alive_since or now, now - timedelta(seconds=settings.COMMAND_EXPIRY))
     with transaction.atomic():
-        command = (Command.objects.select_related("ecc_server", "data_router", "user")
-                   .filter(kinds, status=Command.Status.PENDING).order_by("created", "pk")
-                   .first())
-        if command is None:
-            return None
+        while True:
+            command = (Command.objects.select_related("ecc_server", "data_router", "user")
+                       .filter(kinds, status=Command.Status.PENDING).order_by("created", "pk")
+                       .first())
+            if command is None:
+                return None
+            if command.created >= expired_before:
+                break
+            log.warning("refusing %s: asked at %s, while the engine was not running",
+                        command, command.created)
+            expire_command(command, now)
         claimed = Command.objects.filter(pk=command.pk, status=Command.Status.PENDING).update(
             status=Command.Status.RUNNING, started=timezone.now())
         return command if claimed else None

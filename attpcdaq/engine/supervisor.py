@@ -8,6 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from attpcdaq.daq.models import Command, ECCServer, RunMetadata
@@ -19,6 +20,7 @@ from .coordinator import EccCoordinator, PollSettings
 from .database import QUICK, EngineDatabase, ServerInfo
 from .datarouters import RouterWatcher, host_for
 from .filing import RunFiler
+from .pruning import prune_loop
 from .runs import RunKeeper
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,10 @@ class EngineSettings:
     poll: PollSettings = field(default_factory=PollSettings)
     command_interval: float = 0.02
     reload_interval: float = 5.0
-    heartbeat_interval: float = 2.0
+    #: ATTPCDAQ_HEARTBEAT_INTERVAL: the web side reads a beat older than
+    #: ATTPCDAQ_ENGINE_STALE_AFTER as "the engine is not running".
+    heartbeat_interval: float = field(
+        default_factory=lambda: django_settings.ENGINE_HEARTBEAT_INTERVAL)
     router_interval: float = 2.0
     #: A transition that holds up a waiting Stop is abandoned after this long at least
     #: (and three times its usual time).
@@ -72,6 +77,7 @@ class Engine:
         for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
                      self._heartbeat_loop, self._router_loop, self._stop_waits_loop):
             self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
+        self._tasks.append(asyncio.create_task(prune_loop(self.db), name="prune_loop"))
         log.info("engine started with %d ECC server(s)", len(self.coordinators))
 
     async def stop(self) -> None:

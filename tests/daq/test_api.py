@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def model():
+def model(engine_beating):
     experiment = Experiment.objects.create(name="e20009", is_active=True)
     servers = []
     for n in range(2):
@@ -204,6 +204,8 @@ def test_session_posts_need_csrf(model, operator):
 def test_commands_say_what_they_mean_for_the_run(client, model, operator, run_status, target,
                                                  words):
     experiment, servers = model
+    for server in servers:  # a Start needs a configuration selected on every server
+        ECCServer.objects.filter(pk=server.pk).update(selected_config=server.configs.first())
     if run_status:
         RunMetadata.objects.create(experiment=experiment, run_number=3, status=run_status)
     response = client.post("/api/transition", {"target": target},

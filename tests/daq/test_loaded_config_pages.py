@@ -17,6 +17,7 @@ from django.utils import timezone
 from attpcdaq.daq.models import (
     ApiToken,
     Command,
+    ConfigId,
     ECCServer,
     Experiment,
     LoadedConfig,
@@ -215,10 +216,13 @@ def test_diff_with_a_single_run_asks_for_two(client, viewer, experiment):
 # Start anyway -----------------------------------------------------------------------------
 
 @pytest.fixture
-def ready(experiment):
+def ready(experiment, engine_beating):
     for n in range(2):
-        ECCServer.objects.create(name=f"CoBo[{n}]", ip_address="127.0.0.1", port=9000 + n,
-                                 is_online=True, state=ECCServer.READY)
+        server = ECCServer.objects.create(name=f"CoBo[{n}]", ip_address="127.0.0.1",
+                                          port=9000 + n, is_online=True, state=ECCServer.READY)
+        server.selected_config = ConfigId.objects.create(ecc_server=server, describe=f"cobo{n}",
+                                                         prepare="exp", configure="exp")
+        server.save()
 
 
 def fragment(client) -> str:

@@ -266,7 +266,7 @@ def test_sizes_read_well():
 # Logs ---------------------------------------------------------------------------------
 
 @pytest.fixture(params=["eccserver", "datarouter"])
-def owner(request, server, router):
+def owner(request, server, router, engine_beating):
     return server if request.param == "eccserver" else router
 
 
@@ -297,10 +297,14 @@ def test_a_log_request_queues_a_command_that_the_page_polls(client, owner, viewe
     poll = reverse("daq:command_result", args=[command.pk])
     page = text(response)
     assert f'hx-get="{poll}"' in page and 'hx-trigger="every 500ms' in page
+    assert "Waiting for the engine" in page and "engine is not running" not in page
+
+    # The engine stops beating before it took the read up: the page says so.
+    EngineHeartbeat.objects.update(beat=timezone.now() - timedelta(hours=1))
+    page = text(client.get(poll, **HTMX))
     assert "Waiting for the engine" in page and "engine is not running" in page
 
-    now = timezone.now()
-    EngineHeartbeat.objects.create(pk=1, beat=now, started=now, pid=1, hostname="here")
+    EngineHeartbeat.objects.update(beat=timezone.now())
     Command.objects.filter(pk=command.pk).update(status="running")
     page = text(client.get(poll, **HTMX))
     assert f'hx-get="{poll}"' in page and "(running)" in page

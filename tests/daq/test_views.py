@@ -27,7 +27,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def servers():
+def servers(engine_beating):
     Experiment.objects.create(name="e20009", is_active=True)
     found = []
     for n in range(2):
@@ -57,7 +57,8 @@ def viewer(client):
 
 def alive():
     now = timezone.now()
-    EngineHeartbeat.objects.create(pk=1, beat=now, started=now, pid=1, hostname="here")
+    EngineHeartbeat.objects.update_or_create(pk=1, defaults={
+        "beat": now, "started": now, "pid": 1, "hostname": "here"})
 
 
 def post(client, name, data=None, **kwargs):
@@ -146,7 +147,8 @@ def test_page_shows_states_run_and_errors(client, servers, operator):
 def test_fragment_is_out_of_band_regions(client, servers, operator, django_assert_max_num_queries):
     alive()
     ECCServer.objects.filter(pk=servers[1].pk).update(state=ECCServer.READY)
-    with django_assert_max_num_queries(14):
+    # 15: one for the events saying why servers have no configuration selected.
+    with django_assert_max_num_queries(15):
         response = client.get(reverse("daq:status_fragment"), **HTMX)
     page = text(response)
     for region in ("banners", "run-panel", "system-controls", "ecc-servers", "data-routers",
@@ -157,6 +159,7 @@ def test_fragment_is_out_of_band_regions(client, servers, operator, django_asser
 
 
 def test_engine_banner_and_alarms(client, servers, operator):
+    EngineHeartbeat.objects.all().delete()  # the engine never ran
     Event.objects.create(level="alarm", source="router0", message="disk full")
     Event.objects.create(level="alarm", source="CoBo[0]", message="seen", acknowledged=True)
     page = text(client.get(reverse("daq:status_fragment")))
@@ -209,6 +212,9 @@ def test_system_action_queues_a_command(client, servers, operator, action, targe
 
 
 def test_start_stop_and_reset_targets(client, servers, operator):
+    for server in servers:  # a Start needs a configuration selected on every server
+        server.selected_config = server.configs.first()
+        server.save()
     ECCServer.objects.update(state=ECCServer.READY)
     assert post(client, "system_transition", {"action": "start"}).status_code == 202
     assert Command.objects.get().target == ECCServer.RUNNING

@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from attpcdaq import get
@@ -221,17 +221,50 @@ class ECCServer(Excludable):
         return self.store_configs(_run_sync(ask))
 
     def store_configs(self, configs: list[get.ConfigId]) -> list[ConfigId]:
-        """Store the sets a server offers now, dropping those it no longer offers."""
+        """Store the sets a server offers now, dropping those it no longer offers.
+
+        The selection never changes under a run: while a run is open the selected set
+        is kept although the server stopped offering it (its ``last_fetched`` stays
+        the last time the server listed it), and an event says so, once per run. The
+        first refresh after the run drops it, which clears the selection, and records
+        an event saying so (the status page shows it with Start's refusal).
+        """
+        from ..services import SELECTION_DROPPED, selection_locked
+        from .control import Event
+
         now = timezone.now()
-        existing = {str(row): row for row in self.configs.all()}
-        wanted = {str(value): value for value in configs}
-        ConfigId.objects.bulk_create([
-            ConfigId(ecc_server=self, describe=v.describe, prepare=v.prepare,
-                     configure=v.configure, last_fetched=now)
-            for key, v in wanted.items() if key not in existing])
-        self.configs.exclude(pk__in=[row.pk for key, row in existing.items()
-                                     if key in wanted]).filter(last_fetched__lt=now).delete()
-        self.configs.update(last_fetched=now)
+        with transaction.atomic():
+            existing = {str(row): row for row in self.configs.all()}
+            wanted = {str(value): value for value in configs}
+            ConfigId.objects.bulk_create([
+                ConfigId(ecc_server=self, describe=v.describe, prepare=v.prepare,
+                         configure=v.configure, last_fetched=now)
+                for key, v in wanted.items() if key not in existing])
+            gone = [row for key, row in existing.items() if key not in wanted]
+            selected = (ECCServer.objects.filter(pk=self.pk)
+                        .values_list("selected_config_id", flat=True).first())
+            locked = selection_locked() if any(r.pk == selected for r in gone) else ""
+            for row in gone:
+                if row.pk != selected:
+                    continue
+                if locked:
+                    gone.remove(row)
+                    message = (f"no longer offers its selected configuration {row}: kept, "
+                               f"as {locked}")
+                    if not Event.objects.filter(source=self.name, message=message).exists():
+                        Event.objects.create(level=Event.Level.WARNING, source=self.name,
+                                             message=message)
+                else:
+                    Event.objects.create(
+                        level=Event.Level.WARNING, source=self.name,
+                        message=f"{SELECTION_DROPPED}: {self.name} no longer offers {row}; "
+                                "choose another (Start is refused without one)")
+                    self.selected_config = None
+                break
+            self.configs.filter(pk__in=[row.pk for row in gone],
+                                last_fetched__lt=now).delete()
+            self.configs.filter(pk__in=[row.pk for key, row in existing.items()
+                                        if key in wanted]).update(last_fetched=now)
         return list(self.configs.all())
 
     def change_state(self, target_state: int) -> None:
