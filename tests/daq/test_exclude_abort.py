@@ -420,7 +420,7 @@ def test_a_slow_transition_shows_elapsed_usual_and_abort(client, model, operator
     page = page_of(client, operator)
     slow, normal = row_of(page, "eccserver", servers[1].pk), row_of(page, "eccserver",
                                                                       servers[2].pk)
-    assert re.search(r"Starting…\s*<span[^>]*data-elapsed-since=\"\d+\">1[45] s</span>"
+    assert re.search(r"Starting… <span[^>]*data-elapsed-since=\"\d+\">1[45] s</span>"
                      r" \(usually 2 s\)", slow)
     assert "slow: maybe hung" in slow and ">Abort CoBo[1]'s Start</button>" in slow
     assert re.search(r"\(usually 2 s\)", normal) and "slow: maybe hung" not in normal
