@@ -162,6 +162,19 @@ def test_hostile_reasons_are_400_with_a_clear_message(client, model, operator, r
     assert Command.objects.count() == 0
 
 
+def test_a_body_of_megabytes_or_a_reason_not_text_is_refused_saying_so(client, model,
+                                                                      operator):
+    experiment, servers, router = model
+    url = f"/api/ecc-servers/{servers[0].pk}/exclude"
+    response = client.post(url, {"reason": "x" * 3_000_000}, content_type=JSON,
+                           **bearer(operator))
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    for reason in (5, None, ["a"], {"x": 1}):
+        response = client.post(url, {"reason": reason}, content_type=JSON, **bearer(operator))
+        assert response.status_code == 422, reason
+    assert Command.objects.count() == 0
+
+
 def test_a_long_reason_up_to_the_limit_is_kept_whole(model, operator):
     experiment, servers, router = model
     reason = "é" * services.MAX_REASON

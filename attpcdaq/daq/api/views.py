@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Status
 from ninja.errors import HttpError
@@ -68,6 +70,14 @@ def control_error(request, exc: services.ControlError):
     if retry := getattr(exc, "retry_after", None):
         response["Retry-After"] = str(retry)
     return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request, exc: RequestDataTooBig):
+    """Answer a body over DATA_UPLOAD_MAX_MEMORY_SIZE saying so (413), not a bare 400."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, {"detail": f"the request body is larger than the "
+                                         f"{limit:,} bytes accepted"}, status=413)
 
 
 @api.get("/status", response=StatusOut, tags=["status"])

@@ -56,8 +56,10 @@
     const answer = document.createElement("template");
     answer.innerHTML = evt.detail.xhr ? evt.detail.xhr.responseText : "";
     const body = answer.content.querySelector(".toast-body");
+    const xhr = evt.detail.xhr;
     error.textContent = body ? body.textContent.trim()
-      : "No answer from the server: try again.";
+      : xhr && xhr.status ? `The server answered ${xhr.status} ${xhr.statusText}.`
+        : "No answer from the server: try again.";
     error.hidden = false;
   });
 })();
