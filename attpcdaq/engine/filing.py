@@ -227,7 +227,7 @@ class RunFiler:
         problems += short_counts(events)
         problems += [p for r in results for p in r.problems]
         for kind, attr in (("changed after filing", "changed"),
-                           ("has a truncated or malformed frame", "bad")):
+                           ("with a truncated or malformed frame", "bad")):
             named = [n for r in results for n in getattr(r, attr)]
             problems += named[:MAX_NAMED_FILES]
             if len(named) > MAX_NAMED_FILES:
@@ -253,6 +253,10 @@ class RunFiler:
         feeding = survey.feeding(router.name)
         before = await (host.list_files(workdir) if feeding else _settled(host, workdir))
         result = await host.file_run(workdir, run.experiment.name, run.run_number)
+        if feeding:
+            # A frame the router began writing before the move lands in the moved file:
+            # let it land before counting (later frames go to files made anew).
+            await asyncio.sleep(SETTLE_SECONDS)
         filed = {f.name: f.size for f in result.files}
         # A board still sending (excluded) makes its files grow up to the move.
         missing = [f"{f.name} ({f.size} B)" for f in before
