@@ -296,7 +296,7 @@ async def test_data_written_while_no_run_is_open_waits_for_the_operators_choice(
     (record,) = await wait_for(unattributed, 10, "the files noticed")
     assert sorted((f["name"], f["size"]) for f in record.files) == sorted(
         (name, len(data)) for name, data in late.items())
-    assert await sync_to_async(lambda: alarms("router0"))() == [
+    assert await wait_for(lambda: alarms("router0"), 10, "the alarm") == [
         "2 file(s) on data router router0 were written while no run was open: choose on "
         "the status page where they go"]
     refused = await run_command("running")
