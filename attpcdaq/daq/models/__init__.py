@@ -4,6 +4,7 @@ from .control import ApiToken, Command, EngineHeartbeat, Event
 from .hardware import ConfigId, DataRouter, DataSource, ECCServer
 from .loaded import LoadedConfig, RunConfig
 from .runs import Experiment, RunMetadata, UnattributedData
+from .sheet import LogEntry, Measurement, Observable, RunClass, RunEdit
 
 __all__ = [
     "ApiToken",
@@ -16,7 +17,12 @@ __all__ = [
     "Event",
     "Experiment",
     "LoadedConfig",
+    "LogEntry",
+    "Measurement",
+    "Observable",
+    "RunClass",
     "RunConfig",
+    "RunEdit",
     "RunMetadata",
     "UnattributedData",
 ]

@@ -55,6 +55,8 @@ class Command(models.Model):
                              blank=True, related_name="+")
     reason = models.TextField(blank=True, help_text="Why, as the operator said (exclude, "
                               "include, abort).")
+    options = models.JSONField(default=dict, blank=True, help_text="What a Start gives the "
+                               "run: title, class, comment, limits.")
     confirm_drift = models.BooleanField(default=False, help_text="A Start the operator "
                                         "confirmed although configuration files changed "
                                         "since Configure.")

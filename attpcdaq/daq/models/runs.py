@@ -76,6 +76,9 @@ class RunMetadata(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="runs")
     run_number = models.PositiveIntegerField()
     title = models.CharField(max_length=200, blank=True)
+    run_class = models.ForeignKey("RunClass", on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="runs", verbose_name="class")
+    comment = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTING)
     start_datetime = models.DateTimeField(null=True, blank=True,
                                           help_text="When every server confirmed Start.")
@@ -94,6 +97,21 @@ class RunMetadata(models.Model):
                                      "or short (see problems).")
     problems = models.JSONField(default=list, blank=True, help_text="What is wrong with its "
                                 "data, one sentence each.")
+    paused_seconds = models.FloatField(default=0.0, help_text="Time spent Paused (live time "
+                                       "is the duration less this).")
+    paused_since = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    stopped_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    limit_seconds = models.FloatField(null=True, blank=True, help_text="Stop by itself after "
+                                      "this long Running.")
+    limit_events = models.BigIntegerField(null=True, blank=True, help_text="Stop by itself "
+                                          "after this many events (per CoBo).")
+    limit_bytes = models.BigIntegerField(null=True, blank=True, help_text="Stop by itself "
+                                         "after this much data.")
+    auto_restart = models.BooleanField(default=False, help_text="After a limit stops it, "
+                                       "start a new run with the same metadata.")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
