@@ -305,7 +305,8 @@ def test_api_start_with_confirm_drift(client, ready, operator):
 def test_api_run_lists_loaded_files_by_name_and_hash(client, experiment, viewer):
     run = run_with(experiment, 8, {"describe-cobo0.xcfg": "<Setup/>",
                                    "configure-experiment.xcfg": "é"})
-    body = client.get(f"/api/runs/{run.pk}", **bearer(viewer)).json()
+    # /api/runs/ takes the run's number in the active experiment, not its row id.
+    body = client.get(f"/api/runs/{run.run_number}", **bearer(viewer)).json()
     assert (body["number"], body["experiment"], body["configs"]) == (
         8, "e20009", {SERVER: "cobo0/experiment/experiment"})
     (loaded,) = body["loaded_configs"]
