@@ -27,6 +27,7 @@ from .models import (
     Event,
     Experiment,
     RunMetadata,
+    UnattributedData,
 )
 
 #: Targets as the API and the forms name them.
@@ -305,10 +306,11 @@ def request_log_tail(user, *, server: ECCServer | None = None,
                                       data_router=router, user=user)
 
 
-def clean_reason(reason, *, required: bool, what: str) -> str:
+def clean_reason(reason, *, required: bool, what: str, noun: str = "reason") -> str:
     """An operator's reason, stripped; raises ControlError saying what is wrong with it.
 
-    ``what`` names the action in the messages ("excluding CoBo[1]"). Any unicode is
+    ``what`` names the action in the messages ("excluding CoBo[1]"), ``noun`` what the
+    text is called in them ("reason", "note"). Any unicode is
     fine; control characters and characters that reorder or hide the text around
     them (bidirectional overrides) are refused, since the reason is shown to others
     and kept in the run's record.
@@ -316,17 +318,17 @@ def clean_reason(reason, *, required: bool, what: str) -> str:
     if reason is None:
         reason = ""
     if not isinstance(reason, str):
-        raise ControlError(f"the reason for {what} must be text")
+        raise ControlError(f"the {noun} for {what} must be text")
     reason = reason.strip()
     if required and not reason:
         raise ControlError(f"say why: a reason is required for {what}")
     if len(reason) > MAX_REASON:
-        raise ControlError(f"the reason for {what} is {len(reason):,} characters long: "
+        raise ControlError(f"the {noun} for {what} is {len(reason):,} characters long: "
                            f"at most {MAX_REASON} are kept")
     for position, char in enumerate(reason, 1):
         if unicodedata.category(char) in ("Cc", "Cs") or char in _INVISIBLE:
             name = unicodedata.name(char, "a control character")
-            raise ControlError(f"the reason for {what} contains U+{ord(char):04X} ({name}) "
+            raise ControlError(f"the {noun} for {what} contains U+{ord(char):04X} ({name}) "
                                f"at character {position}: write it as plain text on one "
                                "line")
     return reason
@@ -437,6 +439,141 @@ def request_abort(user, server: ECCServer, reason: str = "") -> Command:
         return Command.objects.create(kind=Command.Kind.ABORT, ecc_server=server,
                                       label=f"Abort {timing.operation or 'the transition'}",
                                       reason=reason, user=_user(user))
+
+
+# Data written while no run was open -------------------------------------------------------
+
+#: Runs offered to file unattributed data into, newest first.
+UNATTRIBUTED_RUN_CHOICES = 200
+#: How long a settled record stays on the status page, saying where its files went.
+UNATTRIBUTED_SETTLED_SHOWN = timedelta(seconds=60)
+#: The largest run number the database holds (a PositiveIntegerField).
+_MAX_RUN_NUMBER = 2**31 - 1
+
+
+def unattributed_totals(record: UnattributedData) -> tuple[int, int]:
+    """How many files a record lists and their bytes (entries of another shape ignored)."""
+    files = [f for f in record.files if isinstance(f, dict)] \
+        if isinstance(record.files, list) else []
+    sizes = [f.get("size") for f in files]
+    return len(files), sum(n for n in sizes if isinstance(n, int) and not isinstance(n, bool)
+                           and n > 0)
+
+
+def _run_number(value) -> int | None:
+    """A run number as an API body or a form gives it (int or digits); None if not one."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() \
+            and len(value.strip()) <= 18:
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def decide_unattributed(user, record: UnattributedData, decision: str, run_number=None,
+                        note: str = "") -> UnattributedData:
+    """Record the operator's choice for files written while no run was open.
+
+    ``decision``: ``"run"`` files them into run ``run_number`` of the record's
+    experiment (a run that is neither open nor still being filed), ``"aside"`` sets
+    them aside in ``<experiment>/unattributed/``. ``note``: optional, checked as a
+    reason is (:func:`clean_reason`). The engine moves the files and sets
+    ``settled_at``; an event records who chose what.
+
+    Raises
+    ------
+    ControlError
+        For another decision, a missing or unknown run, a run with ``"aside"``, or a
+        note too long or with control characters or bidirectional overrides.
+    Conflict
+        When the record was decided already, a run is open (its files are on the same
+        routers), or the chosen run is open or not filed yet.
+    EngineNotRunning
+        When the engine, which moves the files, is not running.
+    """
+    if decision not in (UnattributedData.Decision.RUN, UnattributedData.Decision.ASIDE):
+        raise ControlError(f"unknown decision {str(decision)[:40]!r}: expected 'run' (file "
+                           "them into a run) or 'aside' (set them aside)")
+    where = f"the files of {record.router.name} written while no run was open"
+    note = clean_reason(note, required=False, what=where, noun="note")
+    number = None
+    if decision == UnattributedData.Decision.RUN:
+        if run_number is None or run_number == "":
+            raise ControlError(f"choose the run to file {where} into")
+        number = _run_number(run_number)
+        if number is None or number > _MAX_RUN_NUMBER:
+            raise ControlError(f"{str(run_number)[:40]!r} is not a run number")
+    elif run_number is not None and run_number != "":
+        raise ControlError("a run is chosen only to file the files into it, not to set them "
+                           "aside")
+    require_engine()
+    with transaction.atomic():
+        record = (UnattributedData.objects.select_for_update()
+                  .select_related("experiment", "router", "decided_by", "run")
+                  .get(pk=record.pk))
+        if record.decision != UnattributedData.Decision.PENDING or record.settled_at:
+            who = f" by {record.decided_by}" if record.decided_by else ""
+            when = (f" at {timezone.localtime(record.decided_at):%Y-%m-%d %H:%M:%S}"
+                    if record.decided_at else "")
+            what = (f"to file them into run {record.run.run_number}" if record.run
+                    else "to set them aside")
+            raise Conflict(f"{where} were decided already{who}{when}: {what}")
+        open_run = RunMetadata.objects.filter(status__in=RunMetadata.OPEN).first()
+        if open_run is not None:
+            status = open_run.get_status_display().lower()
+            raise Conflict(f"run {open_run.run_number} is {status}: its files are on the "
+                           "routers too; decide once it is stopped and filed")
+        run = None
+        if number is not None:
+            run = record.experiment.runs.filter(run_number=number).first()
+            if run is None:
+                raise ControlError(f"experiment {record.experiment.name} has no run {number}")
+            if run.is_open:
+                raise Conflict(f"run {number} is {run.get_status_display().lower()}: choose "
+                               "a run that is over")
+            if not run.filed:
+                raise Conflict(f"run {number} is not filed yet: wait for its filing, or "
+                               "choose another run")
+        user = _user(user)
+        count, size = unattributed_totals(record)
+        UnattributedData.objects.filter(pk=record.pk).update(
+            decision=decision, run=run, note=note, decided_by=user,
+            decided_at=timezone.now(), error="")
+        who = user.get_username() if user else "someone"
+        target = (f"file them into run {number}" if run is not None else
+                  f"set them aside in {record.experiment.name}/unattributed/")
+        Event.objects.create(level=Event.Level.INFO, source=record.router.name, run=run,
+                             message=f"{who} chose to {target}: {count} file(s), {size:,} "
+                             f"bytes written on {record.router.name} while no run was open"
+                             + (f" ({note})" if note else ""))
+    record.refresh_from_db()
+    return record
+
+
+def unattributed_shown(now: datetime | None = None) -> list[UnattributedData]:
+    """What the status page lists: the records waiting for a choice or for their move,
+    and those settled within ``UNATTRIBUTED_SETTLED_SHOWN``, oldest first.
+
+    Each gets ``file_count``, ``bytes`` and ``runs`` (the run numbers its files may be
+    filed into: over and filed, newest first, at most ``UNATTRIBUTED_RUN_CHOICES``).
+    """
+    now = now or timezone.now()
+    records = list(UnattributedData.objects.select_related("router", "experiment", "run",
+                                                           "decided_by")
+                   .filter(Q(settled_at=None) | Q(settled_at__gte=now
+                                                  - UNATTRIBUTED_SETTLED_SHOWN))
+                   .order_by("found", "pk")[:100])
+    runs: dict[int, list[int]] = {}
+    for record in records:
+        record.file_count, record.bytes = unattributed_totals(record)
+        if record.decision == UnattributedData.Decision.PENDING \
+                and record.experiment_id not in runs:
+            runs[record.experiment_id] = list(
+                record.experiment.runs.filter(filed=True).exclude(status__in=RunMetadata.OPEN)
+                .order_by("-run_number").values_list("run_number", flat=True)
+                [:UNATTRIBUTED_RUN_CHOICES])
+        record.runs = runs.get(record.experiment_id, [])
+    return records
 
 
 def _queue(user, kind: str, target: int | None, server: ECCServer | None, *,
@@ -563,6 +700,13 @@ class Overview:
     #: Servers that would take part in a Start without a configuration selected, each
     #: with the event saying its selection was dropped, if one did.
     unconfigured: list[tuple[ECCServer, Event | None]] = field(default_factory=list)
+    #: Files written while no run was open (see :func:`unattributed_shown`).
+    unattributed: list[UnattributedData] = field(default_factory=list)
+
+    @property
+    def waiting_unattributed(self) -> list[UnattributedData]:
+        """The records still waiting for the operator's choice: they block Start."""
+        return [u for u in self.unattributed if u.decision == UnattributedData.Decision.PENDING]
 
     @property
     def overall_state(self) -> int | None:
@@ -673,7 +817,8 @@ def overview() -> Overview:
         server.timing = timings[server.pk]
     engine = expire_if_engine_down(now)
     return Overview(servers, list(DataRouter.objects.order_by("name")), run, experiment,
-                    engine.alive, timings, engine, engine.message, _unconfigured(servers))
+                    engine.alive, timings, engine, engine.message, _unconfigured(servers),
+                    unattributed_shown(now))
 
 
 #: What the event that says a server's selected configuration was dropped contains

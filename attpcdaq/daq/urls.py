@@ -26,6 +26,8 @@ urlpatterns = [
          name="datarouter_exclude"),
     path("data-routers/<str:pk>/include/", views.IncludeView.as_view(model=DataRouter),
          name="datarouter_include"),
+    path("unattributed/<str:pk>/decide/", views.UnattributedDecideView.as_view(),
+         name="unattributed_decide"),
     path("events/<str:pk>/acknowledge/", views.EventAcknowledgeView.as_view(),
          name="event_acknowledge"),
     path("runs/", views.RunListView.as_view(), name="run_list"),

@@ -34,6 +34,7 @@ from .models import (
     Experiment,
     RunConfig,
     RunMetadata,
+    UnattributedData,
 )
 
 #: How many recent commands and events the page lists.
@@ -333,6 +334,32 @@ class AbortView(ReasonActionView):
     def perform(self, data: dict) -> str:
         command = services.request_abort(self.request.user, self.object, data["reason"])
         return f"Queued: {command.label} on {self.object.name}"
+
+
+class UnattributedDecideView(ObjectActionView):
+    """File the files a router wrote while no run was open into a run, or set them aside
+    (``decision`` "run" with ``run``, or "aside"; ``note`` optional)."""
+
+    model = UnattributedData
+
+    def prepare(self) -> None:
+        self.object = find(UnattributedData.objects.select_related("router", "experiment"),
+                           self.kwargs["pk"])
+
+    def cleaned_data(self) -> dict:
+        data = {key: self.request.POST.get(key, "") for key in ("decision", "run", "note")}
+        if any("\x00" in value for value in data.values()):
+            raise services.ControlError("the form contains a NUL character: write the note "
+                                        "as plain text")
+        return data
+
+    def perform(self, data: dict) -> str:
+        record = services.decide_unattributed(self.request.user, self.object,
+                                              data["decision"], data["run"] or None,
+                                              data["note"])
+        where = f"into run {record.run.run_number}" if record.run else "aside"
+        return (f"{self.object.router.name}'s files go {where}: the engine moves them "
+                "now.")
 
 
 class EventAcknowledgeView(ObjectActionView):

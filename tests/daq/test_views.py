@@ -147,14 +147,15 @@ def test_page_shows_states_run_and_errors(client, servers, operator):
 def test_fragment_is_out_of_band_regions(client, servers, operator, django_assert_max_num_queries):
     alive()
     ECCServer.objects.filter(pk=servers[1].pk).update(state=ECCServer.READY)
-    # 15: one for the events saying why servers have no configuration selected.
-    with django_assert_max_num_queries(15):
+    # 16: one for the events saying why servers have no configuration selected, one for
+    # the data written while no run was open.
+    with django_assert_max_num_queries(16):
         response = client.get(reverse("daq:status_fragment"), **HTMX)
     page = text(response)
     for region in ("banners", "run-panel", "system-controls", "ecc-servers", "data-routers",
-                   "recent-commands", "recent-events"):
+                   "recent-commands", "recent-events", "unattributed"):
         assert f'id="{region}"' in page
-    assert page.count('hx-swap-oob="true"') == 7
+    assert page.count('hx-swap-oob="true"') == 8
     assert ">Ready<" in page and 'id="overall-state">Mixed<' in page
 
 

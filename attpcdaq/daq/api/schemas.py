@@ -204,6 +204,48 @@ class DataRouterOut(Schema):
     excluded_reason: str = Field(description="Why, as the operator said.")
 
 
+class AlarmOut(Schema):
+    """An alarm nobody has acknowledged yet (the status page shows it until someone does)."""
+
+    id: int
+    time: datetime
+    source: str = Field(description="The server, router or part that raised it.")
+    message: str
+
+
+class UnattributedOut(Schema):
+    """Files a data router wrote while no run was open: waiting for the operator's choice
+    (``decision`` "", and Start is refused meanwhile), or decided and waiting for the
+    engine to move them (``settled_at`` null until it has)."""
+
+    id: int
+    router: str
+    experiment: str
+    files: int = Field(description="How many files.")
+    bytes: int = Field(description="Their total size.")
+    found: datetime
+    decision: Literal["", "run", "aside"] = Field(
+        description='"" while waiting; "run": filed into ``run``; "aside": set aside in '
+        "<experiment>/unattributed/.")
+    run: int | None = Field(description="The number of the run they go into.")
+    note: str
+    decided_by: str | None
+    decided_at: datetime | None
+    settled_at: datetime | None = Field(description="When the engine moved them.")
+    error: str = Field(description="Why moving them failed (the engine retries).")
+
+
+class DecideIn(Schema):
+    """Where files written while no run was open go: ``"run"`` into run ``run`` of their
+    experiment (over and filed), or ``"aside"`` into ``<experiment>/unattributed/``
+    (``run`` left out). ``note``: optional, at most 500 characters on one line, without
+    control characters or bidirectional overrides."""
+
+    decision: Literal["run", "aside"]
+    run: int | None = None
+    note: str = ""
+
+
 class StatusOut(Schema):
     """Everything the status page shows."""
 
@@ -221,6 +263,12 @@ class StatusOut(Schema):
     run: RunOut | None
     ecc_servers: list[EccServerOut]
     data_routers: list[DataRouterOut]
+    alarms: list[AlarmOut] = Field(description="The unacknowledged alarms, newest first: "
+                                   "the newest 100 (``alarm_count`` counts them all).")
+    alarm_count: int = Field(description="How many alarms are unacknowledged.")
+    unattributed: list[UnattributedOut] = Field(
+        description="Files written while no run was open, not moved yet: those with "
+        'decision "" wait for a choice (POST /api/unattributed/ID/decide) and refuse Start.')
 
 
 class TransitionIn(Schema):

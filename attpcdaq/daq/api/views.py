@@ -10,7 +10,16 @@ from ninja.errors import HttpError
 from ninja.security import HttpBearer, django_auth
 
 from attpcdaq.daq import services
-from attpcdaq.daq.models import ApiToken, Command, DataRouter, ECCServer, Experiment, RunMetadata
+from attpcdaq.daq.models import (
+    ApiToken,
+    Command,
+    DataRouter,
+    ECCServer,
+    Event,
+    Experiment,
+    RunMetadata,
+    UnattributedData,
+)
 
 from .schemas import (
     CommandAccepted,
@@ -18,11 +27,13 @@ from .schemas import (
     ConfigIn,
     ConfigOut,
     ConfigsOut,
+    DecideIn,
     Error,
     ReasonIn,
     RunDetailOut,
     StatusOut,
     TransitionIn,
+    UnattributedOut,
 )
 
 
@@ -99,7 +110,33 @@ def status(request):
             "data_routers": [{"id": r.pk, "name": r.name, "online": r.is_online,
                               "clean": r.is_clean, "data_rate": r.data_rate,
                               "excluded": r.excluded, "excluded_reason": r.excluded_reason}
-                             for r in view.routers]}
+                             for r in view.routers],
+            **_alarms_out(),
+            "unattributed": [_unattributed_out(u) for u in view.unattributed
+                             if u.settled_at is None]}
+
+
+#: The most alarms ``/api/status`` lists (newest first; ``alarm_count`` counts them all).
+ALARMS_LISTED = 100
+
+
+def _alarms_out() -> dict:
+    alarms = Event.objects.filter(level=Event.Level.ALARM, acknowledged=False)
+    listed = list(alarms.order_by("-time", "-pk")[:ALARMS_LISTED])
+    count = len(listed) if len(listed) < ALARMS_LISTED else alarms.count()
+    return {"alarms": [{"id": e.pk, "time": e.time, "source": e.source, "message": e.message}
+                       for e in listed], "alarm_count": count}
+
+
+def _unattributed_out(record: UnattributedData) -> dict:
+    count, size = services.unattributed_totals(record)
+    return {"id": record.pk, "router": record.router.name,
+            "experiment": record.experiment.name, "files": count, "bytes": size,
+            "found": record.found, "decision": record.decision,
+            "run": record.run.run_number if record.run else None, "note": record.note,
+            "decided_by": record.decided_by.get_username() if record.decided_by else None,
+            "decided_at": record.decided_at, "settled_at": record.settled_at,
+            "error": record.error}
 
 
 def _mapping(value) -> dict:
@@ -329,3 +366,26 @@ def include_router(request, router_id: int, body: ReasonIn):
     _require_control(request)
     router = get_object_or_404(DataRouter, pk=router_id)
     return _queued(services.request_include(request.auth, router=router, reason=body.reason))
+
+
+#: The largest primary key a database holds (a 64-bit integer).
+_MAX_ID = 2**63 - 1
+
+
+@api.post("/unattributed/{record_id}/decide",
+          response={202: UnattributedOut, 400: Error, 403: Error, 404: Error, 409: Error,
+                    503: Error}, tags=["control"])
+def decide_unattributed(request, record_id: int, body: DecideIn):
+    """Choose where files written while no run was open go (they are listed in
+    ``/api/status`` as ``unattributed``): into a run that is over and filed, or aside.
+    The engine moves them (``settled_at``); Start goes again once every record is
+    decided. 409 when it was decided already or a run is open."""
+    _require_control(request)
+    if not 0 < record_id <= _MAX_ID:
+        raise HttpError(404, f"there are no unattributed data with id {record_id}")
+    record = get_object_or_404(UnattributedData.objects.select_related("router"),
+                               pk=record_id)
+    record = services.decide_unattributed(request.auth, record, body.decision, body.run,
+                                          body.note)
+    return Status(202, _unattributed_out(UnattributedData.objects.select_related(
+        "router", "experiment", "run", "decided_by").get(pk=record.pk)))
