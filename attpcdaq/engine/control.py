@@ -93,6 +93,7 @@ class Controller:
         self.engine = engine
         self.db = engine.db
         self.run_id: int | None = None  # the run the last command started or stopped
+        self.command: Command | None = None  # the transition command running
         self.confirm_drift = False  # the operator confirmed a Start despite drift
 
     async def execute(self, command: Command) -> str | None:
@@ -115,6 +116,7 @@ class Controller:
             return None
         self.run_id = None
         self.confirm_drift = command.confirm_drift
+        self.command = command  # who asked, and a Start's options for the run
         coords = await self._usable(coords, command)
         if command.kind == Command.Kind.RESET:
             await self.reset(coords, system=command.ecc_server_id is None)
@@ -315,7 +317,9 @@ class Controller:
         args = await self.db.run(_transition_args, [c.info.pk for c in coords])
         configs = {c.name: str(args[c.info.pk][0]) for c in coords}
         try:
-            run = await keeper.open(coords, configs)
+            command = self.command
+            run = await keeper.open(coords, configs, options=command.options if command else {},
+                                    user_id=command.user_id if command else None)
         except StartRefused as exc:
             raise Refused(str(exc)) from None
         self.run_id = run.pk
@@ -379,7 +383,8 @@ class Controller:
         if run:
             # Closed at once; the filer waits until every board of the run has left
             # Running (or was excluded) and its files have settled.
-            await keeper.close(run, str(failure) if failure else "")
+            await keeper.close(run, str(failure) if failure else "",
+                               user_id=self.command.user_id if self.command else None)
         if failure:
             raise failure
 

@@ -150,14 +150,18 @@ class RunKeeper:
         if reason:
             raise StartRefused(f"cannot start: {reason}")
 
-    async def open(self, coords: list[EccCoordinator], configs: dict[str, str]) -> RunMetadata:
-        """Reserve the next run for ``coords``, with its coverage; raises StartRefused."""
+    async def open(self, coords: list[EccCoordinator], configs: dict[str, str], *,
+                   options: dict | None = None, user_id: int | None = None) -> RunMetadata:
+        """Reserve the next run for ``coords``, with its coverage and the metadata the
+        Start was given (``options``: title, class, comment, limits, auto_restart);
+        raises StartRefused."""
         coverage = await self.db.run(_initial_coverage, [c.info.pk for c in coords])
         try:
             run = await self.db.reserve_run_with_loaded(configs, [c.info.pk for c in coords],
                                                         coverage=coverage)
         except RuntimeError as exc:
             raise StartRefused(f"cannot start: {exc}") from None
+        await self.db.run(_apply_start_options, run.pk, options or {}, user_id)
         self._opened(run, coords)
         return run
 
@@ -186,10 +190,11 @@ class RunKeeper:
         await self.filer_wanted(run)
 
     async def set_status(self, status: str) -> RunMetadata | None:
-        """Record Paused or Running (Resume) on the open run; return it."""
+        """Record Paused or Running (Resume) on the open run, and the time spent Paused
+        (live time excludes it); return the run."""
         run = await self.db.open_run()
         if run is not None:
-            await self.db.update_run(run.pk, status=status)
+            await self.db.run(_set_status, run.pk, status)
         return run
 
     # Stop and closing -------------------------------------------------------------
@@ -200,16 +205,19 @@ class RunKeeper:
             await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPING)
         return run
 
-    async def close(self, run: RunMetadata, reason: str = "", *, alarm: str = "") -> None:
+    async def close(self, run: RunMetadata, reason: str = "", *, alarm: str = "",
+                    user_id: int | None = None) -> None:
         """Close the run (Stopped), end its coverage and hand it to the filer.
 
-        ``alarm``, when given, is raised as why the run closed without our Stop.
+        ``alarm``, when given, is raised as why the run closed without our Stop;
+        ``user_id`` is who stopped it.
         """
         if self.open_run_id == run.pk:
             self.open_run_id, self.members = None, set()
         stopped = timezone.now()
+        await self.db.run(_set_status, run.pk, RunMetadata.Status.STOPPED)
         await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
-                                 stop_datetime=stopped, reason=reason)
+                                 stop_datetime=stopped, reason=reason, stopped_by_id=user_id)
         await self._end_coverage(run.pk, stopped)
         if alarm:
             await self.alarm(run.pk, "run control", "closed", f"run {run.run_number} closed: "
@@ -493,6 +501,37 @@ def _unattributed_settled(pk: int, result) -> None:
                 {"router": record.router.name, **file} for file in moved)
             RunMetadata.objects.filter(pk=run.pk).update(problems=run.problems,
                                                          manifest=manifest)
+
+
+def _apply_start_options(pk: int, options: dict, user_id: int | None) -> None:
+    """Write what a Start was given onto its run (checked when the Start was asked)."""
+    from attpcdaq.daq.models import RunClass
+
+    fields: dict = {"started_by_id": user_id}
+    for key in ("title", "comment", "limit_seconds", "limit_events", "limit_bytes",
+                "auto_restart"):
+        if options.get(key) is not None:
+            fields[key] = options[key]
+    if options.get("run_class"):
+        fields["run_class"] = RunClass.objects.filter(name=options["run_class"]).first()
+    RunMetadata.objects.filter(pk=pk).update(**fields)
+
+
+def _set_status(pk: int, status: str) -> None:
+    """Set a run's status, counting the time it spends Paused."""
+    from django.db import transaction
+
+    now = timezone.now()
+    with transaction.atomic():
+        run = RunMetadata.objects.select_for_update().get(pk=pk)
+        fields: dict = {"status": status}
+        if status == RunMetadata.Status.PAUSED and run.paused_since is None:
+            fields["paused_since"] = now
+        elif status != RunMetadata.Status.PAUSED and run.paused_since is not None:
+            fields["paused_seconds"] = run.paused_seconds + (now - run.paused_since
+                                                             ).total_seconds()
+            fields["paused_since"] = None
+        RunMetadata.objects.filter(pk=pk).update(**fields)
 
 
 def _routers_of(pks: list[int]) -> set[str]:
