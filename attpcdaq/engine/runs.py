@@ -40,6 +40,7 @@ from attpcdaq.daq.models import (
     RunMetadata,
     UnattributedData,
 )
+from attpcdaq.daq.services import start_config_refusal
 from attpcdaq.get import State, StateReply
 from attpcdaq.remote import RemoteError
 
@@ -134,9 +135,9 @@ class RunKeeper:
             raise StartRefused("Start needs every server Ready; not Ready: " + ", ".join(
                 f"{c.name} ({c.state.label if c.state is not None else 'unknown'})"
                 for c in sorted(not_ready, key=lambda c: c.name)))
-        unconfigured = await self.db.run(_without_config, [c.info.pk for c in coords])
+        unconfigured = await self.db.run(start_config_refusal, [c.info.pk for c in coords])
         if unconfigured:
-            raise StartRefused(f"no configuration selected for {', '.join(unconfigured)}")
+            raise StartRefused(unconfigured)
         unfiled = await self.db.run(_unfiled_run)
         if unfiled is not None:
             why = f": {unfiled.filing_error}" if unfiled.filing_error else " (filing under way)"
@@ -439,11 +440,6 @@ class RunKeeper:
 
 
 # Queries, run on the engine's database thread -------------------------------------------
-def _without_config(pks: list[int]) -> list[str]:
-    return sorted(ECCServer.objects.filter(pk__in=pks, selected_config__isnull=True)
-                  .values_list("name", flat=True))
-
-
 def _unfiled_run() -> RunMetadata | None:
     return (RunMetadata.objects.filter(filed=False, status__in=[RunMetadata.Status.STOPPED,
                                                                  RunMetadata.Status.ABORTED])
