@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -145,20 +144,13 @@ class Event(models.Model):
 
 
 class EngineHeartbeat(models.Model):
-    """One row the engine touches every few seconds, so the page can tell it is alive."""
-
-    STALE_AFTER = timedelta(seconds=10)
+    """One row the engine touches every ENGINE_HEARTBEAT_INTERVAL, so the page can tell
+    it is alive (services reads a beat older than ENGINE_STALE_AFTER as "not running")."""
 
     beat = models.DateTimeField()
     started = models.DateTimeField()
     pid = models.IntegerField()
     hostname = models.CharField(max_length=200)
-
-    @classmethod
-    def is_alive(cls) -> bool:
-        """True when the engine beat recently."""
-        row = cls.objects.filter(pk=1).first()
-        return row is not None and timezone.now() - row.beat < cls.STALE_AFTER
 
 
 class ApiToken(models.Model):
