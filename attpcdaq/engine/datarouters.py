@@ -50,6 +50,12 @@ class RouterHealth:
     _bytes: int = 0
     _at: float = field(default_factory=time.monotonic)
 
+    @property
+    def bytes(self) -> int:
+        """The bytes of the .graw files in its working directory at the last check that
+        could list them (the open run's data so far: Start needs the directory clean)."""
+        return self._bytes
+
 
 def host_for(pool: HostPool, ssh_host: str, address: str) -> RemoteHost:
     """The machine of a router or ECC server: over SSH when ``ssh_host`` is set."""

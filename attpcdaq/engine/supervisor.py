@@ -75,7 +75,8 @@ class Engine:
         await self.keeper.recover()
         await self._beat()
         for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
-                     self._heartbeat_loop, self._router_loop, self._stop_waits_loop):
+                     self._heartbeat_loop, self._router_loop, self._stop_waits_loop,
+                     self._timed_loop):
             self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
         self._tasks.append(asyncio.create_task(prune_loop(self.db), name="prune_loop"))
         log.info("engine started with %d ECC server(s)", len(self.coordinators))
@@ -229,6 +230,18 @@ class Engine:
             except Exception:
                 log.exception("checking data routers failed unexpectedly")
             await asyncio.sleep(self.settings.router_interval)
+
+    async def _timed_loop(self) -> None:
+        """Stop the open run at its limits; restart it when asked (engine/timed.py)."""
+        from .timed import RunTimer
+
+        timer = RunTimer(self.db, self.routers)
+        while True:
+            await asyncio.sleep(self.settings.poll.interval)
+            try:
+                await timer.check()
+            except Exception:
+                log.exception("checking the run's limits failed unexpectedly")
 
     def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
                    previous: State | None) -> None:
