@@ -243,11 +243,14 @@ def parse_target(target: str | int) -> int:
 
 
 def request_transition(user, target: str | int, server: ECCServer | None = None, *,
-                       confirm_drift: bool = False) -> Command:
+                       confirm_drift: bool = False, options: dict | None = None) -> Command:
     """Queue a transition for every enabled server (``server`` None) or for one.
 
     ``confirm_drift``: the operator confirms a Start although configuration files
     changed since Configure (the engine refuses such a Start otherwise, naming them).
+    ``options``: what a system-wide Start gives its run (title, class, comment,
+    limits, auto restart), checked by :func:`.runmeta.start_options` (a
+    ``MetadataError``, 400, naming each wrong field) and kept on the command.
 
     Raises
     ------
@@ -263,9 +266,16 @@ def request_transition(user, target: str | int, server: ECCServer | None = None,
     if confirm_drift and (number != ECCServer.RUNNING or server is not None):
         raise ControlError("confirming configuration drift applies to a system-wide Start "
                            "only")
+    if options is not None:
+        from .runmeta import start_options  # it imports this module
+
+        if number != ECCServer.RUNNING or server is not None:
+            raise ControlError("run details (title, class, comment, limits) go with a "
+                               "system-wide Start only")
+        options = start_options(options)
     kind = Command.Kind.RESET if number == ECCServer.RESET else Command.Kind.TRANSITION
     return _queue(user, kind, None if kind == Command.Kind.RESET else number, server,
-                  confirm_drift=confirm_drift)
+                  confirm_drift=confirm_drift, options=options)
 
 
 def request_config_refresh(user, server: ECCServer) -> Command:
@@ -508,7 +518,8 @@ def decide_unattributed(user, record: UnattributedData, decision: str, run_numbe
                            "aside")
     require_engine()
     with transaction.atomic():
-        record = (UnattributedData.objects.select_for_update()
+        # of=self: PostgreSQL locks no nullable side of an outer join (run, decided_by).
+        record = (UnattributedData.objects.select_for_update(of=("self",))
                   .select_related("experiment", "router", "decided_by", "run")
                   .get(pk=record.pk))
         if record.decision != UnattributedData.Decision.PENDING or record.settled_at:
@@ -577,7 +588,7 @@ def unattributed_shown(now: datetime | None = None) -> list[UnattributedData]:
 
 
 def _queue(user, kind: str, target: int | None, server: ECCServer | None, *,
-           confirm_drift: bool = False) -> Command:
+           confirm_drift: bool = False, options: dict | None = None) -> Command:
     require_engine()
     if kind == Command.Kind.REFRESH_CONFIGS:  # a read: it neither waits nor blocks
         return Command.objects.create(kind=kind, ecc_server=server,
@@ -607,10 +618,13 @@ def _queue(user, kind: str, target: int | None, server: ECCServer | None, *,
                 raise Conflict(f"run {running.run_number} is already {running.status}")
             if not RunMetadata.objects.filter(status=RunMetadata.Status.PAUSED).exists():
                 check_configs_selected()  # a Start (a Resume goes on with the run's)
+            elif options:
+                raise ControlError("the run is paused: Resume goes on with it; edit its "
+                                   "details on its page instead")
         if confirm_drift:
             label = f"{label or 'Start'} despite configuration drift"
         return Command.objects.create(kind=kind, target=target, ecc_server=server, label=label,
-                                      confirm_drift=confirm_drift,
+                                      confirm_drift=confirm_drift, options=options or {},
                                       user=user if user and user.is_authenticated else None)
 
 

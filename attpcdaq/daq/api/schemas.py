@@ -1,7 +1,7 @@
 """Request and answer bodies of the JSON API."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -140,6 +140,59 @@ class ManifestOut(Schema):
     configs: dict[str, BackupOut] = {}
 
 
+class RunEditOut(Schema):
+    """One change of a run's metadata or measurements."""
+
+    field: str = Field(description='"title", "run_class", "comment" or '
+                       '"measurements.NAME".')
+    old: Any
+    new: Any
+    user: str | None
+    time: datetime
+
+
+class RunSheetOut(Schema):
+    """One run of the run sheet (``GET /api/runs``)."""
+
+    number: int
+    status: str
+    run_class: str | None = Field(alias="class")
+    title: str
+    comment: str
+    start: datetime | None
+    stop: datetime | None
+    duration_seconds: float | None
+    live_time_seconds: float | None
+    events: int | None
+    bytes: int | None
+    incomplete: bool
+    problems: list[str]
+    measurements: dict[str, Any]
+
+
+class RunListOut(Schema):
+    """A page of the run sheet, by run number."""
+
+    experiment: str
+    count: int = Field(description="Runs matching the filters.")
+    page: int
+    pages: int
+    limit: int
+    next: str | None = Field(description="The query of the next page, if any.")
+    runs: list[RunSheetOut]
+
+
+class RunPatchIn(Schema):
+    """Fields of a run to change: any of ``title``, ``class`` (or ``run_class``),
+    ``comment`` and ``measurements`` (observable name to value, null to clear). Checked
+    as the run page checks them: a 400 names each wrong field, and nothing is saved."""
+
+    title: str | None = None
+    run_class: str | None = Field(None, alias="class")
+    comment: str | None = None
+    measurements: dict[str, Any] | None = None
+
+
 class RunDetailOut(Schema):
     """One run: its state, whether its data is complete, its coverage and manifest, and
     the configuration each server had loaded at its Start.
@@ -163,6 +216,22 @@ class RunDetailOut(Schema):
     manifest: ManifestOut
     configs: dict[str, str]
     loaded_configs: list[LoadedConfigOut]
+    run_class: str | None = Field(None, alias="class", description="Its run class.")
+    comment: str = ""
+    duration_seconds: float | None = Field(None, description="From start to stop (or now).")
+    live_time_seconds: float | None = Field(None, description="The duration less the time "
+                                            "spent Paused.")
+    events: int | None = Field(None, description="Events counted at filing (the most any "
+                               "CoBo recorded).")
+    bytes: int | None = Field(None, description="Data filed, over every router.")
+    started_by: str | None = None
+    stopped_by: str | None = None
+    limit_seconds: float | None = None
+    limit_events: int | None = None
+    limit_bytes: int | None = None
+    auto_restart: bool = False
+    measurements: dict[str, Any] = Field({}, description="Observable name to value.")
+    edits: list[RunEditOut] = Field([], description="Who changed what, newest first.")
 
 
 class EccServerOut(Schema):
@@ -280,6 +349,24 @@ class TransitionIn(Schema):
 
     target: Target
     confirm_drift: bool = False
+    # What a system-wide Start gives its run (checked by daq.runmeta: a 400 names the
+    # field); typed loosely here so that the check, not the schema, says what is wrong.
+    title: Any = Field(None, description="Start only: the run's title (at most 200 "
+                       "characters, one line).")
+    run_class: Any = Field(None, description="Start only: the name of a run class "
+                           "(Testing, Production, Beam, Pulser, Junk, or one an admin added).")
+    comment: Any = Field(None, description="Start only: a comment (at most 5000 characters).")
+    limit_seconds: Any = Field(None, description="Start only: stop the run after this many "
+                               "seconds Running (empty: no limit).")
+    limit_events: Any = Field(None, description="Start only: stop after this many events.")
+    limit_bytes: Any = Field(None, description="Start only: stop after this much data.")
+    auto_restart: Any = Field(None, description="Start only: after a limit stopped the run, "
+                              "start a new one with the same details.")
+
+    def start_options(self) -> dict | None:
+        """The run details given, or None when none was (the Start gets none)."""
+        given = self.model_dump(exclude_unset=True, exclude={"target", "confirm_drift"})
+        return given or None
 
 
 class ReasonIn(Schema):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
-from ninja import NinjaAPI, Status
+from django.utils import timezone
+from ninja import NinjaAPI, Query, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, django_auth
 
-from attpcdaq.daq import services
+from attpcdaq.daq import exports, runmeta, services
 from attpcdaq.daq.models import (
     ApiToken,
     Command,
@@ -17,6 +21,7 @@ from attpcdaq.daq.models import (
     ECCServer,
     Event,
     Experiment,
+    RunClass,
     RunMetadata,
     UnattributedData,
 )
@@ -31,6 +36,8 @@ from .schemas import (
     Error,
     ReasonIn,
     RunDetailOut,
+    RunListOut,
+    RunPatchIn,
     StatusOut,
     TransitionIn,
     UnattributedOut,
@@ -81,6 +88,14 @@ def control_error(request, exc: services.ControlError):
     if retry := getattr(exc, "retry_after", None):
         response["Retry-After"] = str(retry)
     return response
+
+
+@api.exception_handler(runmeta.MetadataError)
+def metadata_error(request, exc: runmeta.MetadataError):
+    """Answer refused run details with 400, every wrong field named: ``detail`` says it
+    in one sentence, ``errors`` maps each field to its message."""
+    return api.create_response(request, {"detail": str(exc), "errors": exc.errors},
+                               status=400)
 
 
 @api.exception_handler(RequestDataTooBig)
@@ -210,6 +225,123 @@ def _manifest_out(manifest) -> dict:
     return {"files": files, "routers": routers, "events": events, "configs": configs}
 
 
+#: Runs per page of ``GET /api/runs``: by default, and at most.
+RUNS_LIMIT = 100
+RUNS_LIMIT_MAX = 1000
+
+
+def _experiment(name: str | None) -> Experiment:
+    if name:
+        experiment = Experiment.objects.filter(name=name).first()
+        if experiment is None:
+            raise HttpError(404, f"there is no experiment named {name[:100]!r}")
+        return experiment
+    experiment = Experiment.active()
+    if experiment is None:
+        raise HttpError(404, "there is no active experiment")
+    return experiment
+
+
+def _whole(value: str | None, field: str, *, minimum: int, maximum: int) -> int | None:
+    """A query parameter that must be a whole number; 400 naming it otherwise."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 18) or not (
+            minimum <= int(text) <= maximum):
+        raise runmeta.MetadataError({field: f"must be a whole number from {minimum} to "
+                                     f"{maximum:,}, not {value[:40]!r}"})
+    return int(text)
+
+
+@api.get("/runs", response={200: RunListOut, 400: Error, 404: Error}, tags=["runs"],
+         by_alias=True)
+def run_list(request, experiment: str | None = None, page: str | None = None,
+             limit: str | None = None,
+             run_class: Annotated[list[str], Query(alias="class")] = (),
+             from_: Annotated[str | None, Query(alias="from")] = None, to: str | None = None):
+    """The run sheet of the active experiment (or ``experiment``), by run number: each
+    run's class, title, comment, times, duration and live time, events and bytes
+    filed, problems and measurements. ``class`` (repeatable) keeps runs of those
+    classes, ``from`` and ``to`` a range of run numbers (both included); ``page``
+    (from 1) and ``limit`` (at most 1000, 100 by default) page it, and ``next`` is the
+    query of the next page. A malformed parameter answers 400 naming it."""
+    found = _experiment(experiment)
+    size = _whole(limit, "limit", minimum=1, maximum=RUNS_LIMIT_MAX) or RUNS_LIMIT
+    number = _whole(page, "page", minimum=1, maximum=10**9) or 1
+    low = _whole(from_, "from", minimum=0, maximum=2**31 - 1)
+    high = _whole(to, "to", minimum=0, maximum=2**31 - 1)
+    runs = exports.sheet_runs(found)
+    if run_class:
+        names = {n.casefold(): n for n in RunClass.objects.values_list("name", flat=True)}
+        unknown = [c for c in run_class if c.casefold() not in names]
+        if unknown:
+            raise runmeta.MetadataError({"class": f"there is no run class "
+                                         f"{unknown[0][:40]!r}: choose among "
+                                         f"{', '.join(names.values())}"})
+        runs = runs.filter(run_class__name__in=[names[c.casefold()] for c in run_class])
+    if low is not None:
+        runs = runs.filter(run_number__gte=low)
+    if high is not None:
+        runs = runs.filter(run_number__lte=high)
+    count = runs.count()
+    pages = max(1, -(-count // size))
+    listed = runs[(number - 1) * size:number * size]
+    following = None
+    if number < pages:
+        query = request.GET.copy()
+        query["page"] = str(number + 1)
+        following = query.urlencode()
+    now = timezone.now()
+    return {"experiment": found.name, "count": count, "page": number, "pages": pages,
+            "limit": size, "next": following,
+            "runs": [exports.run_record(run, now) for run in listed]}
+
+
+def _run_of_active(number: int) -> RunMetadata:
+    experiment = Experiment.active()
+    if experiment is None:
+        raise HttpError(404, "there is no active experiment")
+    if not 0 <= number <= 2**31 - 1:
+        raise HttpError(404, f"{experiment.name} has no run {number}")
+    run = RunMetadata.objects.select_related("experiment", "run_class", "started_by",
+                                             "stopped_by").filter(
+        experiment=experiment, run_number=number).first()
+    if run is None:
+        raise HttpError(404, f"{experiment.name} has no run {number}")
+    return run
+
+
+@api.patch("/runs/{number}", response={200: RunDetailOut, 400: Error, 403: Error,
+                                       404: Error}, tags=["runs"], by_alias=True,
+           openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+               "schema": RunPatchIn.model_json_schema()}}}})
+def run_patch(request, number: int):
+    """Change run ``number`` of the active experiment: ``title``, ``class``,
+    ``comment``, ``measurements`` (observable name to value; null clears one). Checked
+    as the run page checks them: 400 names each wrong field (``errors``) and nothing is
+    saved; each change is kept (``edits``: who, when, old and new). Operators only."""
+    _require_control(request)
+    # Read here rather than by a schema: an unknown or mistyped field is a 400 that
+    # names it (a schema would drop it or answer 422).
+    try:
+        fields = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise runmeta.MetadataError({"body": "must be a JSON object"}) from None
+    if not isinstance(fields, dict):
+        raise runmeta.MetadataError({"body": "must be a JSON object of fields to change"})
+    if "class" in fields:
+        if "run_class" in fields:
+            raise runmeta.MetadataError({"class": "give class or run_class, not both"})
+        fields["run_class"] = fields.pop("class")
+    if not fields:
+        raise runmeta.MetadataError({"body": "name a field to change: title, class, "
+                                     "comment or measurements"})
+    run = _run_of_active(number)
+    runmeta.update_run(request.auth, run, fields)
+    return run_detail(request, number)
+
+
 @api.get("/runs/{number}", response={200: RunDetailOut, 404: Error}, tags=["status"],
          by_alias=True)
 def run_detail(request, number: int):
@@ -231,12 +363,31 @@ def run_detail(request, number: int):
             "problems": [str(p) for p in problems], "coverage": _coverage_out(run.coverage),
             "manifest": _manifest_out(run.manifest),
             "configs": {str(k): str(v) for k, v in configs.items()},
+            **_sheet_fields(run),
             "loaded_configs": [
                 {"server": rc.server_name, "config": rc.config,
                  "configured_at": rc.configured_at, "problem": rc.problem,
                  "files": [{"filename": f["filename"], "sha256": f["sha256"],
                             "chars": len(f["text"])} for f in rc.file_list]}
                 for rc in run.loaded_configs.all()]}
+
+
+def _sheet_fields(run: RunMetadata) -> dict:
+    """What the run sheet says of a run, beside the filing: class, comment, times,
+    who started and stopped it, limits, measurements and edits."""
+    record = exports.run_record(run)
+    return {"class": record["class"], "comment": run.comment,
+            "duration_seconds": record["duration_seconds"],
+            "live_time_seconds": record["live_time_seconds"], "events": record["events"],
+            "bytes": record["bytes"],
+            "started_by": run.started_by.get_username() if run.started_by else None,
+            "stopped_by": run.stopped_by.get_username() if run.stopped_by else None,
+            "limit_seconds": run.limit_seconds, "limit_events": run.limit_events,
+            "limit_bytes": run.limit_bytes, "auto_restart": run.auto_restart,
+            "measurements": record["measurements"],
+            "edits": [{"field": e.field, "old": e.old, "new": e.new, "time": e.time,
+                       "user": e.user.get_username() if e.user else None}
+                      for e in run.edits.select_related("user")]}
 
 
 @api.post("/transition", response={202: CommandAccepted, 400: Error, 409: Error,
@@ -248,7 +399,8 @@ def transition(request, body: TransitionIn):
     configuration drift goes through when sent again with ``"confirm_drift": true``."""
     _require_control(request)
     return _queued(services.request_transition(request.auth, body.target,
-                                               confirm_drift=body.confirm_drift))
+                                               confirm_drift=body.confirm_drift,
+                                               options=body.start_options()))
 
 
 @api.post("/ecc-servers/{server_id}/transition",
@@ -259,7 +411,8 @@ def server_transition(request, server_id: int, body: TransitionIn):
     _require_control(request)
     server = get_object_or_404(ECCServer, pk=server_id)
     return _queued(services.request_transition(request.auth, body.target, server,
-                                               confirm_drift=body.confirm_drift))
+                                               confirm_drift=body.confirm_drift,
+                                               options=body.start_options()))
 
 
 @api.get("/commands/{command_id}", response={200: CommandOut, 404: Error}, tags=["control"])
