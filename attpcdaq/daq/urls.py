@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import sheet_views, views
 from .models import DataRouter, ECCServer
 
 app_name = "daq"
@@ -30,7 +30,19 @@ urlpatterns = [
          name="unattributed_decide"),
     path("events/<str:pk>/acknowledge/", views.EventAcknowledgeView.as_view(),
          name="event_acknowledge"),
-    path("runs/", views.RunListView.as_view(), name="run_list"),
+    path("runs/", sheet_views.RunSheetView.as_view(), name="run_list"),
+    path("runs/charts/", sheet_views.ChartView.as_view(), name="charts"),
+    path("runs/chart-data", sheet_views.ChartDataView.as_view(), name="chart_data"),
+    path("runs/<str:pk>/sheet/", sheet_views.RunRowView.as_view(), name="run_sheet_row"),
+    path("runs/<str:pk>/sheet/edit/", sheet_views.RunEditView.as_view(),
+         name="run_sheet_edit"),
+    path("observables/", sheet_views.ObservableListView.as_view(), name="observables"),
+    path("observables/order/", sheet_views.ObservableOrderView.as_view(),
+         name="observable_order"),
+    path("observables/<str:pk>/edit/", sheet_views.ObservableEditView.as_view(),
+         name="observable_edit"),
+    path("observables/<str:pk>/delete/", sheet_views.ObservableDeleteView.as_view(),
+         name="observable_delete"),
     path("runs/<str:pk>/", views.RunDetailView.as_view(), name="run_detail"),
     path("run-configs/<str:pk>/files/<str:index>/", views.RunConfigFileView.as_view(),
          name="run_config_file"),

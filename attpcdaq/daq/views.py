@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.contrib.auth.mixins import AccessMixin
-from django.core.paginator import Paginator
 from django.db.models import QuerySet, prefetch_related_objects
 from django.http import HttpResponse
 from django.shortcuts import render, resolve_url
@@ -31,7 +30,6 @@ from .models import (
     DataRouter,
     ECCServer,
     Event,
-    Experiment,
     RunConfig,
     RunMetadata,
     UnattributedData,
@@ -478,43 +476,7 @@ def config_rows(run: RunMetadata, manifest: Manifest) -> list[ConfigRow]:
     return rows
 
 
-@dataclass
-class RunRow:
-    """A run of the run list and what its manifest says."""
-
-    run: RunMetadata
-    manifest: Manifest
-
-
-class RunListView(DaqAccessMixin, TemplateView):
-    """The runs of one experiment, newest first: the active one unless ``?experiment=``."""
-
-    template_name = "daq/run_list.html"
-
-    def get(self, request, *args, **kwargs):
-        self.experiments = list(Experiment.objects.all())
-        name = request.GET.get("experiment", "")
-        if name:
-            self.experiment = next((e for e in self.experiments if e.name == name), None)
-            if self.experiment is None:
-                return not_found(request, f"There is no experiment named {name[:100]!r}.")
-        else:
-            # No active experiment: the newest one, so the page still shows something.
-            self.experiment = next((e for e in self.experiments if e.is_active),
-                                   self.experiments[0] if self.experiments else None)
-        return super().get(request, *args, **kwargs)
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(experiments=self.experiments,
-                                           experiment=self.experiment, **kwargs)
-        if self.experiment is not None:
-            runs = self.experiment.runs.order_by("-run_number")
-            # A page number that is not one shows the first or last page, not an error.
-            page = Paginator(runs, RUNS_PER_PAGE).get_page(self.request.GET.get("page"))
-            context.update(page=page, page_numbers=page.paginator.get_elided_page_range(
-                page.number, on_each_side=2, on_ends=1),
-                rows=[RunRow(run, read_manifest(run.manifest)) for run in page])
-        return context
+# The run list (the run sheet) is in sheet_views.py.
 
 
 class RunDetailView(ObjectPageView):
