@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import sheet_views, views
+from . import runmeta_views, sheet_views, shift_views, views
 from .models import DataRouter, ECCServer
 
 app_name = "daq"
@@ -43,6 +43,13 @@ urlpatterns = [
          name="observable_edit"),
     path("observables/<str:pk>/delete/", sheet_views.ObservableDeleteView.as_view(),
          name="observable_delete"),
+    path("start/", runmeta_views.StartView.as_view(), name="start"),
+    path("start/prefill/", runmeta_views.StartPrefillView.as_view(), name="start_prefill"),
+    path("runs/export.csv", runmeta_views.SheetCSVView.as_view(), name="sheet_csv"),
+    path("runs/export.json", runmeta_views.SheetJSONView.as_view(), name="sheet_json"),
+    path("runs/logbook.csv", runmeta_views.LogbookCSVView.as_view(), name="logbook_csv"),
+    path("runs/<str:pk>/metadata/", runmeta_views.RunMetadataEditView.as_view(),
+         name="run_metadata_edit"),
     path("runs/<str:pk>/", views.RunDetailView.as_view(), name="run_detail"),
     path("run-configs/<str:pk>/files/<str:index>/", views.RunConfigFileView.as_view(),
          name="run_config_file"),
@@ -56,4 +63,9 @@ urlpatterns = [
     path("data-routers/<str:pk>/log/request/", views.LogRequestView.as_view(model=DataRouter),
          name="datarouter_log_request"),
     path("commands/<str:pk>/result/", views.CommandResultView.as_view(), name="command_result"),
+    path("logbook/", shift_views.LogbookView.as_view(), name="logbook"),
+    path("logbook/<str:pk>/edit/", shift_views.LogEntryActionView.as_view(), name="log_entry_edit"),
+    path("logbook/<str:pk>/confirm/", shift_views.LogEntryActionView.as_view(confirm=True),
+         name="log_entry_confirm"),
+    path("runs/<str:pk>/limits/", shift_views.RunLimitsView.as_view(), name="run_limits"),
 ]
