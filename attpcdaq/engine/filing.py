@@ -68,6 +68,7 @@ from attpcdaq.remote.scanning import ScannedFile, scan_files, stamp_files
 
 from .database import EngineDatabase
 from .datarouters import RouterInfo, RouterWatcher, host_for
+from .logdraft import draft_after_filing
 
 __all__ = ["WAITING", "FilingError", "RunFiler", "coverage_problems", "missing_boards",
            "short_counts", "summarize"]
@@ -196,6 +197,7 @@ class RunFiler:
             if problems:
                 await self.db.event("warning", "filing", f"run {fresh.run_number} is "
                                     f"incomplete: {'; '.join(problems)}", fresh.pk)
+            await draft_after_filing(self.db, fresh)  # the shift logbook's entry of the run
             return True
 
     async def _not_filed(self, run: RunMetadata, message: str, level: str) -> None:
