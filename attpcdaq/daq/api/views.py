@@ -542,3 +542,9 @@ def decide_unattributed(request, record_id: int, body: DecideIn):
                                           body.note)
     return Status(202, _unattributed_out(UnattributedData.objects.select_related(
         "router", "experiment", "run", "decided_by").get(pk=record.pk)))
+
+
+# PATCH /runs/{number}/limits: a timed run's limits (api/limits.py).
+from .limits import router as _limits_router  # noqa: E402
+
+api.add_router("", _limits_router)
