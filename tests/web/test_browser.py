@@ -201,12 +201,19 @@ def test_a_run_from_the_status_page(demo, page, tmp_path):
     for index in range(5):
         expect(rows.nth(index).locator("select[data-chooser]")).to_be_disabled()
 
-    page.click("button[data-action=start]")
+    page.click("button[data-action=start]")  # asks the run's details first
+    expect(page.locator("#start-dialog")).to_be_visible()
+    page.fill("#start-title-input", "Pulser test, gain 120 fC — run sheet ✓")
+    page.select_option("#start-class", "Pulser")
+    page.click("#start-submit")
     wait_for_state(page, "Running")
     expect(page.locator("#run-status")).to_have_text("Running")
     run_number = page.locator("#run-number").inner_text()
     assert run_number.isdigit()
     assert demo.api("status")["run"]["number"] == int(run_number)
+    run = demo.api(f"runs/{run_number}")
+    assert (run["title"], run["class"]) == ("Pulser test, gain 120 fC — run sheet ✓",
+                                            "Pulser")
     duration = page.locator(".run-duration")
     first = duration.inner_text()
     expect(duration).not_to_have_text(first, timeout=3000)  # it ticks
