@@ -158,15 +158,26 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, "
+                            "as its owner said (\"run CLI on daqpc\").")
     digest = models.CharField(max_length=64, unique=True)
     created = models.DateTimeField(default=timezone.now)
     last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True, help_text="When it was revoked; "
+                                   "a revoked token authenticates nobody.")
 
     class Meta:
         verbose_name = "API token"
+        ordering = ["-created", "-pk"]
 
     def __str__(self) -> str:
-        return f"token of {self.user} ({self.digest[:8]}…)"
+        label = f" {self.name!r}" if self.name else ""
+        return f"token{label} of {self.user} ({self.digest[:8]}…)"
+
+    @property
+    def active(self) -> bool:
+        """Not revoked."""
+        return self.revoked is None
 
     @staticmethod
     def hash(token: str) -> str:
@@ -174,16 +185,30 @@ class ApiToken(models.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user) -> str:
+    def issue(cls, user, name: str = "") -> str:
         """Make a new token for ``user`` and return it (shown once, never stored)."""
+        return cls.create(user, name)[1]
+
+    @classmethod
+    def create(cls, user, name: str = "") -> tuple[ApiToken, str]:
+        """Make a new token for ``user``: the row and the token (shown once, never stored)."""
         token = secrets.token_urlsafe(32)
-        cls.objects.create(user=user, digest=cls.hash(token))
-        return token
+        row = cls.objects.create(user=user, name=name, digest=cls.hash(token))
+        return row, token
+
+    def revoke(self) -> bool:
+        """Revoke the token; return whether it was active."""
+        if self.revoked is not None:
+            return False
+        self.revoked = timezone.now()
+        self.save(update_fields=["revoked"])
+        return True
 
     @classmethod
     def user_for(cls, token: str):
-        """The active user owning ``token``, or None."""
-        row = cls.objects.select_related("user").filter(digest=cls.hash(token)).first()
+        """The active user owning ``token`` if it is not revoked, or None."""
+        row = (cls.objects.select_related("user")
+               .filter(digest=cls.hash(token), revoked__isnull=True).first())
         if row is None or not row.user.is_active:
             return None
         cls.objects.filter(pk=row.pk).update(last_used=timezone.now())
