@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission, User
 
 from attpcdaq.daq import limits
-from attpcdaq.daq.models import Command, ECCServer, Event, RunEdit, RunMetadata
+from attpcdaq.daq.models import Command, ECCServer, Event, RunClass, RunEdit, RunMetadata
 from attpcdaq.engine.timed import LIMIT_LABEL, RESTART_LABEL
 
 from .conftest import wait_for
@@ -48,6 +48,9 @@ def operator() -> User:
 
 
 async def test_a_timed_run_stops_by_itself_and_restarts_with_the_same_metadata(system):
+    # Seeded by a migration, but a transactional test before this one flushed them.
+    for name in ("Beam", "Pulser"):
+        await sync_to_async(RunClass.objects.get_or_create)(name=name)
     await system(2)
     assert (await run_command("ready")).status == "done"
     first = await start(title="Cosmics ünder <b>test</b>", run_class="Beam",
