@@ -9,10 +9,15 @@ Everything that varies between machines comes from the environment:
 - Liveness, expiry and pruning (below): ``ATTPCDAQ_HEARTBEAT_INTERVAL``,
   ``ATTPCDAQ_ENGINE_STALE_AFTER``, ``ATTPCDAQ_COMMAND_EXPIRY``, ``ATTPCDAQ_PRUNE_*``,
   ``ATTPCDAQ_LOG_READS_*``.
+- Safe defaults (below): ``ATTPCDAQ_HTTPS``, ``ATTPCDAQ_HSTS_SECONDS``,
+  ``ATTPCDAQ_SESSION_HOURS``, ``ATTPCDAQ_LOGIN_FAILURES``, ``ATTPCDAQ_LOGIN_LOCKOUT_MINUTES``.
 """
 
+import contextlib
 import os
 import secrets
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -21,18 +26,36 @@ from django.core.exceptions import ImproperlyConfigured
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("ATTPCDAQ_DATA_DIR",
                                Path.home() / ".local" / "share" / "attpcdaq")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Created 0700: the database (with the sessions), the secret key and the backups are
+# nobody else's business. An existing directory is left as it is (`attpcdaq check` says
+# when others may read it).
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """The key from the environment, or one made once and kept in the data dir."""
+    """The key from the environment, or one made once and kept in the data dir (0600)."""
     if key := os.environ.get("ATTPCDAQ_SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Written 0600 from the start (mkstemp) under another name, then linked: a
+        # process starting at the same moment reads the whole key or makes its own.
+        fd, temporary = tempfile.mkstemp(dir=DATA_DIR, prefix=".secret_key-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(50))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip()
+
+
+def _private_file(path: Path) -> Path:
+    """``path``, created empty and 0600 unless it exists. SQLite gives the -wal and -shm
+    files it makes beside a database the database's mode, so they are 0600 too."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return path
 
 
 SECRET_KEY = _secret_key()
@@ -47,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",  # failed logins throttled (below)
     "attpcdaq.daq",
 ]
 
@@ -60,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "attpcdaq.urls"
@@ -86,7 +111,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "attpcdaq.sqlite3",
+            "NAME": _private_file(DATA_DIR / "attpcdaq.sqlite3"),
             # WAL lets the page read while the engine writes; IMMEDIATE takes the
             # write lock up front so two writers queue instead of failing "locked".
             "OPTIONS": {
@@ -104,6 +129,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# django-axes's backend first: it refuses a throttled login before the password is checked.
+AUTHENTICATION_BACKENDS = ["attpcdaq.daq.lockout.ThrottledLogins",
+                           "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "daq:status"
 LOGOUT_REDIRECT_URL = "login"
@@ -164,6 +192,34 @@ LOG_READS_KEEP_ROWS = int(_number("ATTPCDAQ_LOG_READS_KEEP_ROWS", 1000))
 PRUNE_INTERVAL = _number("ATTPCDAQ_PRUNE_INTERVAL", 600, minimum=1)
 #: Log reads one user may ask for per second (more are refused with 429).
 LOG_READS_PER_SECOND = int(_number("ATTPCDAQ_LOG_READS_PER_SECOND", 2, minimum=1))
+
+# Safe defaults for a real deployment --------------------------------------------------
+#: ATTPCDAQ_HTTPS=1: served over HTTPS by a proxy in front (nginx, Apache, Caddy) that
+#: terminates TLS, redirects plain HTTP and sets X-Forwarded-Proto (which is then
+#: trusted: Django's SECURE_PROXY_SSL_HEADER). Cookies are sent over HTTPS only, and
+#: browsers are told to use nothing else for ATTPCDAQ_HSTS_SECONDS (a year).
+HTTPS = os.environ.get("ATTPCDAQ_HTTPS", "") == "1"
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(_number("ATTPCDAQ_HSTS_SECONDS", 31_536_000))
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+#: A login lasts this many hours from when it was made (the page's polling does not
+#: extend it), then the browser asks for the password again.
+SESSION_COOKIE_AGE = round(_number("ATTPCDAQ_SESSION_HOURS", 12, minimum=0.01) * 3600)
+# Failed logins (django-axes): after ATTPCDAQ_LOGIN_FAILURES failures for one user name
+# from one address, each within ATTPCDAQ_LOGIN_LOCKOUT_MINUTES of the one before, that
+# user is refused from that address for that many minutes (429, saying so); a success
+# clears the count. `attpcdaq manage axes_reset_username NAME` lifts it at once.
+AXES_FAILURE_LIMIT = int(_number("ATTPCDAQ_LOGIN_FAILURES", 5, minimum=1))
+AXES_COOLOFF_TIME = timedelta(minutes=_number("ATTPCDAQ_LOGIN_LOCKOUT_MINUTES", 15,
+                                              minimum=0.01))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login: the table would only grow
+AXES_LOCKOUT_CALLABLE = "attpcdaq.daq.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "attpcdaq.daq.lockout.client_address"
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,
