@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from . import roles
 from .models import Experiment, LogEntry, RunMetadata
 from .services import Conflict, ControlError
 
@@ -44,7 +45,7 @@ def _signed_in(user) -> bool:
 
 def is_operator(user) -> bool:
     """Whether ``user`` may edit and confirm the engine's drafts."""
-    return _signed_in(user) and user.has_perm("daq.control_daq")
+    return _signed_in(user) and roles.is_operator(user)
 
 
 def clean_text(text) -> str:
@@ -141,10 +142,25 @@ def _refusal(user, entry: LogEntry, verb: str) -> str:
     return f"only the author of an entry may {verb} it"
 
 
-def entries(query: str = "") -> QuerySet:
+def of_experiment(experiment: Experiment) -> Q:
+    """The entries of ``experiment``: those on its runs, and those on no run written
+    while it was the newest experiment (from its creation to the next one's)."""
+    later = (Experiment.objects.filter(created__gt=experiment.created).order_by("created")
+             .values_list("created", flat=True).first())
+    free = Q(run=None, time__gte=experiment.created)
+    if later is not None:
+        free &= Q(time__lt=later)
+    return Q(run__experiment=experiment) | free
+
+
+def entries(query: str = "", experiment: Experiment | None = None) -> QuerySet:
     """The logbook, drafts waiting for confirmation first, then newest first; ``query``
-    keeps the entries whose text or author holds every word of it."""
-    found = LogEntry.objects.select_related("author", "run", "confirmed_by").annotate(
+    keeps the entries whose text or author holds every word of it; ``experiment`` its
+    entries (:func:`of_experiment`), else all."""
+    found = LogEntry.objects.select_related("author", "run", "confirmed_by")
+    if experiment is not None:
+        found = found.filter(of_experiment(experiment))
+    found = found.annotate(
         waiting=Case(When(drafted=True, confirmed_at=None, then=Value(True)),
                      default=Value(False), output_field=BooleanField()))
     for word in (query or "")[:MAX_QUERY].split():
@@ -162,13 +178,8 @@ def export_entries(experiment: Experiment) -> list[dict]:
     Its entries are those on its runs, and those on no run written while it was the
     newest experiment (from its creation to the next one's).
     """
-    later = (Experiment.objects.filter(created__gt=experiment.created).order_by("created")
-             .values_list("created", flat=True).first())
-    free = Q(run=None, time__gte=experiment.created)
-    if later is not None:
-        free &= Q(time__lt=later)
     found = (LogEntry.objects.select_related("author", "run", "confirmed_by")
-             .filter(Q(run__experiment=experiment) | free).order_by("time", "pk"))
+             .filter(of_experiment(experiment)).order_by("time", "pk"))
     return [{"id": e.pk, "time": e.time, "author": _user(e.author),
              "run": e.run.run_number if e.run else None, "text": e.text,
              "drafted": e.drafted, "confirmed_by": _user(e.confirmed_by),

@@ -35,9 +35,9 @@ ROLES = (VIEWER, OPERATOR, ADMIN)
 
 #: What each role may do, as said in refusals.
 _WHAT = {
-    VIEWER: "see the DAQ",
-    OPERATOR: "control the DAQ",
-    ADMIN: "change the setup, experiments, users or others' tokens",
+    VIEWER: "may not see the DAQ",
+    OPERATOR: "may watch but not control the DAQ",
+    ADMIN: "may not change the setup, experiments, users or others' tokens",
 }
 
 
@@ -84,7 +84,7 @@ def refusal(user, role: str) -> str:
     """The message that says why ``user`` may not do what needs ``role``."""
     if not _signed_in(user):
         return "Log in first."
-    return (f"{user.get_username()} may not {_WHAT[role]}: this needs the {role} role "
+    return (f"{user.get_username()} {_WHAT[role]}: this needs the {role} role "
             f"(you are {_article(role_of(user))}).")
 
 

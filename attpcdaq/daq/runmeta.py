@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from . import roles
 from .models import Experiment, RunClass, RunEdit, RunMetadata
 from .services import ControlError
 
@@ -335,7 +336,7 @@ def update_run(user, run: RunMetadata, fields: dict) -> list[RunEdit]:
     field is ``measurements.NAME``); a field given its current value records nothing.
     Raises :class:`EditForbidden` for a user who may not control the DAQ.
     """
-    if user is not None and not user.has_perm("daq.control_daq"):
+    if user is not None and not roles.is_operator(user):
         raise EditForbidden(f"{user} may watch but not edit runs")
     if not isinstance(fields, dict):
         raise MetadataError({"fields": "must be an object of run fields"})

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views import View
 
 from . import limits, logbook, services
-from .models import LogEntry, RunMetadata
+from .models import Experiment, LogEntry, RunMetadata
 from .views import ActionView, DaqAccessMixin, NotFound, find, not_found
 
 
@@ -19,7 +19,8 @@ class LogbookView(DaqAccessMixin, View):
     def get(self, request, *, error: str = "", status: int = 200, typed: str = "",
             typed_run: str = "", typed_for: int | None = None, typed_text: str = ""):
         query = request.GET.get("q", "")[:logbook.MAX_QUERY]
-        page = Paginator(logbook.entries(query), logbook.PER_PAGE).get_page(
+        # The active experiment's entries (all of them while none is active).
+        page = Paginator(logbook.entries(query, Experiment.active()), logbook.PER_PAGE).get_page(
             request.GET.get("page"))
         editing = request.GET.get("edit", "")
         for entry in page:

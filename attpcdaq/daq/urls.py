@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import runmeta_views, sheet_views, shift_views, views
+from . import access_views, runmeta_views, sheet_views, shift_views, views
 from .models import DataRouter, ECCServer
 
 app_name = "daq"
@@ -68,4 +68,11 @@ urlpatterns = [
     path("logbook/<str:pk>/confirm/", shift_views.LogEntryActionView.as_view(confirm=True),
          name="log_entry_confirm"),
     path("runs/<str:pk>/limits/", shift_views.RunLimitsView.as_view(), name="run_limits"),
+    path("experiments/", access_views.ExperimentsView.as_view(), name="experiments"),
+    path("experiments/<str:pk>/rename/", access_views.ExperimentActionView.as_view(),
+         name="experiment_rename"),
+    path("experiments/<str:pk>/activate/",
+         access_views.ExperimentActionView.as_view(activate=True), name="experiment_activate"),
+    path("tokens/", access_views.TokensView.as_view(), name="tokens"),
+    path("tokens/<str:pk>/revoke/", access_views.TokenRevokeView.as_view(), name="token_revoke"),
 ]

@@ -24,7 +24,7 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import forms, services
+from . import forms, roles, services
 from .models import (
     Command,
     DataRouter,
@@ -96,15 +96,32 @@ def toast(request, message: str, status: int = 200):
 
 
 class DaqAccessMixin(AccessMixin):
-    """Login required, ``permission_required`` if set; refusals that htmx can show."""
+    """Login required (the viewer role), and ``required_role`` if set (see
+    daq/roles.py); ``permission_required = "daq.control_daq"`` means the operator
+    role. Refusals are a toast htmx can show, or a page for a plain GET."""
 
     permission_required: str | None = None
+    required_role: str | None = None
+
+    def needed_role(self) -> str:
+        """The role this view needs: viewer, operator or admin."""
+        if self.required_role:
+            return self.required_role
+        if self.permission_required == roles.CONTROL_PERMISSION:
+            return roles.OPERATOR
+        return roles.VIEWER
 
     def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
+        if not roles.is_viewer(request.user):
             return self.handle_no_permission()
-        if self.permission_required and not request.user.has_perm(self.permission_required):
-            return toast(request, f"{request.user} may watch but not control the DAQ.", 403)
+        role = self.needed_role()
+        if not roles.has_role(request.user, role):
+            if request.method == "GET" and not request.htmx:
+                return roles.forbidden(request, role)
+            return toast(request, roles.refusal(request.user, role), 403)
+        if (self.permission_required and self.permission_required != roles.CONTROL_PERMISSION
+                and not request.user.has_perm(self.permission_required)):
+            return toast(request, f"{request.user} may not do this.", 403)
         return super().dispatch(request, *args, **kwargs)
 
     def handle_no_permission(self):
@@ -126,7 +143,7 @@ def live_context(user) -> dict:
                     .exclude(kind=Command.Kind.TAIL_LOG)[:RECENT])
     alarms = Event.objects.filter(level=Event.Level.ALARM, acknowledged=False)
     alarm_list = list(alarms[:ALARMS_SHOWN])
-    can_control = user.has_perm("daq.control_daq")
+    can_control = roles.is_operator(user)
     # A transition waiting or running blocks others (services answer 409); reads
     # such as a config refresh do not, so they do not grey out the controls either.
     # Only a transition the engine runs on an enabled, online, not excluded server

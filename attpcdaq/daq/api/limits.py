@@ -7,7 +7,7 @@ import json
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
-from attpcdaq.daq import limits
+from attpcdaq.daq import limits, roles
 from attpcdaq.daq.models import Experiment, RunMetadata
 
 from .schemas import Error
@@ -60,8 +60,8 @@ def run_limits(request, number: int):
     is open: ``limit_seconds`` (live time), ``limit_bytes``, ``limit_events`` (per CoBo),
     ``auto_restart``. A field left out stays; null removes a limit. 400 names a wrong
     field, 409 when the run is over. Operators only; each change is kept with the run."""
-    if not request.auth.has_perm("daq.control_daq"):
-        raise HttpError(403, f"{request.auth} may watch but not control the DAQ")
+    if not roles.is_operator(request.auth):
+        raise HttpError(403, roles.refusal(request.auth, roles.OPERATOR))
     try:
         fields = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):

@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import HttpError
-from ninja.security import HttpBearer, django_auth
+from ninja.security import HttpBearer, SessionAuth
 
-from attpcdaq.daq import exports, runmeta, services
+from attpcdaq.daq import exports, roles, runmeta, services
 from attpcdaq.daq.models import (
     ApiToken,
     Command,
@@ -45,23 +45,51 @@ from .schemas import (
 
 
 class BearerToken(HttpBearer):
-    """``Authorization: Bearer TOKEN`` with a token from ``attpcdaq token USER``."""
+    """``Authorization: Bearer TOKEN`` with a token from ``/tokens/``, ``POST
+    /api/tokens`` or ``attpcdaq token USER``.
+
+    A request that sends an Authorization header is judged by it alone: a bad,
+    revoked or malformed one answers 401 with a message on every method, rather than
+    falling through to the session (and, for a POST, a CSRF 403).
+    """
+
+    def __call__(self, request):
+        value = request.headers.get(self.header)
+        if value is None:
+            return None
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != self.openapi_scheme or not token.strip():
+            raise HttpError(401, "the Authorization header must be 'Bearer TOKEN' with an "
+                            "API token (make one on /tokens/)")
+        return self.authenticate(request, token.strip())
 
     def authenticate(self, request, token):
         user = ApiToken.user_for(token)
-        if user is not None:
-            request.user = user
+        if user is None:
+            raise HttpError(401, "the API token is not valid: it is unknown, revoked, or its "
+                            "user is inactive")
+        request.user = user
         return user
+
+
+class LoggedInSession(SessionAuth):
+    """The browser's session; CSRF is checked only for a logged-in session, so that a
+    request with neither session nor token answers 401, not a CSRF 403."""
+
+    def __call__(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
 
 
 api = NinjaAPI(title="attpcdaq", version="1", urls_namespace="api",
                description="Status and control of the AT-TPC's GET electronics.",
-               auth=[BearerToken(), django_auth])
+               auth=[BearerToken(), LoggedInSession()])
 
 
 def _require_control(request) -> None:
-    if not request.auth.has_perm("daq.control_daq"):
-        raise HttpError(403, f"{request.auth} may watch but not control the DAQ")
+    if not roles.is_operator(request.auth):
+        raise HttpError(403, roles.refusal(request.auth, roles.OPERATOR))
 
 
 def _queued(command: Command):
@@ -548,3 +576,8 @@ def decide_unattributed(request, record_id: int, body: DecideIn):
 from .limits import router as _limits_router  # noqa: E402
 
 api.add_router("", _limits_router)
+
+# Experiments and API tokens (api/access.py).
+from .access import router as _access_router  # noqa: E402
+
+api.add_router("", _access_router)

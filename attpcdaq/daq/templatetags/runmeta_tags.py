@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from attpcdaq.daq import exports, runmeta
+from attpcdaq.daq import exports, roles, runmeta
 from attpcdaq.daq.models import Experiment, RunClass
 
 register = template.Library()
@@ -30,7 +30,7 @@ def run_metadata(context, run):
                    for o in exports.observables_of(run.experiment)]
     edits = [(e, runmeta.edit_label(e.field)) for e in run.edits.select_related("user")]
     return {"run": run, "request": context["request"],
-            "can_edit": user.has_perm("daq.control_daq"),
+            "can_edit": roles.is_operator(user),
             "classes": list(RunClass.objects.values_list("name", flat=True)),
             "observables": observables, "edits": edits,
             "live_time": runmeta.live_time(run), "duration": runmeta.duration(run),
