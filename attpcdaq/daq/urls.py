@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import access_views, runmeta_views, sheet_views, shift_views, views
+from . import access_views, runmeta_views, setup_views, sheet_views, shift_views, views
 from .models import DataRouter, ECCServer
 
 app_name = "daq"
@@ -75,4 +75,13 @@ urlpatterns = [
          access_views.ExperimentActionView.as_view(activate=True), name="experiment_activate"),
     path("tokens/", access_views.TokensView.as_view(), name="tokens"),
     path("tokens/<str:pk>/revoke/", access_views.TokenRevokeView.as_view(), name="token_revoke"),
+    path("setup/", setup_views.SetupView.as_view(), name="setup"),
+    path("setup/easy/", setup_views.EasySetupView.as_view(), name="setup_easy"),
+    path("setup/export.json", setup_views.SetupExportView.as_view(), name="setup_export"),
+    path("setup/import/", setup_views.SetupImportView.as_view(), name="setup_import"),
+    path("setup/<str:kind>/add/", setup_views.SetupEditView.as_view(), name="setup_add"),
+    path("setup/<str:kind>/<str:pk>/edit/", setup_views.SetupEditView.as_view(),
+         name="setup_edit"),
+    path("setup/<str:kind>/<str:pk>/remove/", setup_views.SetupRemoveView.as_view(),
+         name="setup_remove"),
 ]
