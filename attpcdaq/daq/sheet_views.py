@@ -34,21 +34,13 @@ from django.views.generic import TemplateView
 
 from . import observables as obs
 from .models import Experiment, Measurement, Observable, RunClass, RunEdit, RunMetadata
+from .runmeta import MetadataError, update_run
 from .sheet_forms import NUMERIC, ObservableForm, RunFilterForm
 from .views import RUNS_PER_PAGE, DaqAccessMixin, NotFound, find, not_found, read_manifest
-
-try:  # the run metadata's own rules (issue 9, item 1), when installed
-    from .runmeta import MetadataError, update_run
-except ImportError:  # pragma: no cover - until runmeta is committed
-    update_run = None
-    MetadataError = None
 
 #: At most this many runs are drawn in a chart (the newest).
 CHART_MAX_POINTS = 20_000
 CONTROL = "daq.control_daq"
-#: The longest title and comment, in characters (as at Start).
-MAX_TITLE = 200
-MAX_COMMENT = 5000
 
 
 # Choosing the experiment ---------------------------------------------------------------
@@ -354,66 +346,10 @@ class EditField:
     error: str = ""
 
 
-class SheetInvalid(ValueError):
-    """A row's form with errors (``errors`` by field); nothing was saved."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(errors.values()))
-
-
-def _own_update_run(user, run: RunMetadata, fields: dict) -> list[RunEdit]:
-    """Title, class and comment, then measurements, all or nothing (used only until
-    ``runmeta.update_run`` exists). Raises SheetInvalid."""
-    errors: dict[str, str] = {}
-    clean = {}
-    for name, limit, multiline in (("title", MAX_TITLE, False),
-                                   ("comment", MAX_COMMENT, True)):
-        value = (fields.get(name) or "").strip()
-        problem = obs.hostile_text(value, multiline=multiline)
-        if len(value) > limit:
-            errors[name] = f"is {len(value):,} characters long: at most {limit:,}"
-        elif problem:
-            errors[name] = problem
-        clean[name] = value
-    class_name = fields.get("run_class") or ""
-    run_class = RunClass.objects.filter(name=class_name).first() if class_name else None
-    if class_name and run_class is None:
-        errors["run_class"] = f"there is no run class {class_name[:40]!r}"
-    values, wrong = obs.validate_measurements(run.experiment, fields.get("measurements", {}))
-    errors.update({f"measurements.{k}": v for k, v in wrong.items()})
-    if errors:
-        raise SheetInvalid(errors)
-    edits = []
-    with transaction.atomic():
-        current = RunMetadata.objects.select_for_update().select_related("run_class") \
-            .get(pk=run.pk)
-        update = {}
-        for name in ("title", "comment"):
-            if clean[name] != getattr(current, name):
-                edits.append(RunEdit(run=current, user=user, field=name,
-                                     old=getattr(current, name), new=clean[name]))
-                update[name] = clean[name]
-        if run_class != current.run_class:
-            edits.append(RunEdit(run=current, user=user, field="run_class",
-                                 old=current.run_class.name if current.run_class else None,
-                                 new=run_class.name if run_class else None))
-            update["run_class"] = run_class
-        if update:
-            RunMetadata.objects.filter(pk=current.pk).update(**update)
-        RunEdit.objects.bulk_create(edits)
-        edits += obs.save_measurements(user, current, values)
-    return edits
-
-
 def save_sheet(user, run: RunMetadata, fields: dict) -> tuple[list[RunEdit], dict[str, str]]:
-    """Write the row's form through ``runmeta.update_run`` (or, before it exists, the
-    function above); returns the edits, or the errors by field and changes nothing."""
-    if update_run is None:
-        try:
-            return _own_update_run(user, run, fields), {}
-        except SheetInvalid as exc:
-            return [], exc.errors
+    """Write the row's form through ``runmeta.update_run`` (title, class and comment checked
+    as at Start, measurements by :func:`.observables.validate_measurements`, all or
+    nothing); returns the edits, or the errors by field and changes nothing."""
     try:
         return update_run(user, run, fields), {}
     except MetadataError as exc:
@@ -693,7 +629,7 @@ class ChartDataView(SheetMixin, View):
                 else int(run.start_datetime.timestamp() * 1000),
                 "y": value, "title": run.title,
                 "class": run.run_class.name if run.run_class else ""})
-        label, units = (str(observable), observable.units) if observable else Y_FIXED[y]
+        label, units = (observable.name, observable.units) if observable else Y_FIXED[y]
         return JsonResponse({
             "experiment": experiment.name, "y": y, "x": x, "class": class_name,
             "y_label": label, "units": units,

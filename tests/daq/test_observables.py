@@ -270,7 +270,7 @@ def test_an_operator_adds_one(client, experiment, kinds, operator):
             added.order, added.help_text) == ("float", "Torr", 0, 760, True, 5,
                                                "From the gauge «P1»")
     choice = add(client, experiment, name="trigger", kind="choice",
-                 choices="pulser\n\n  beam \nbeam") 
+                 choices="pulser\n\n  beam \nbeam")
     assert choice.status_code == 400  # listed twice
     assert "&#x27;beam&#x27; is listed twice." in choice.content.decode()
     assert add(client, experiment, name="trigger", kind="choice", minimum="",
@@ -315,8 +315,7 @@ def test_a_viewer_may_not_add_edit_remove_or_reorder(client, experiment, kinds, 
         "experiment": experiment.name, "ids": [o.pk for o in kinds.values()][::-1]})
     assert order.status_code == 403
     assert Observable.objects.count() == 5
-    assert list(Observable.objects.order_by("order").values_list("name", flat=True))[0] == \
-        "scalers"
+    assert Observable.objects.order_by("order").first().name == "scalers"
 
 
 def test_edit_and_its_rules(client, experiment, kinds, operator):

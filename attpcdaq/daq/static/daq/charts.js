@@ -9,6 +9,7 @@
   const message = document.getElementById("chart-message");
   if (!form || !canvas || !window.Chart) return;
   let chart = null;
+  let asked = 0; // only the answer to the latest question is drawn
 
   function say(text, ok) {
     message.textContent = text;
@@ -27,13 +28,15 @@
     const query = new URLSearchParams(new FormData(form));
     history.replaceState(null, "", `?${query}`);
     canvas.dataset.points = "";
+    const mine = ++asked;
     let data;
     try {
       const answer = await fetch(`${form.dataset.url}?${query}`, { credentials: "same-origin" });
       data = await answer.json().catch(() => ({}));
+      if (mine !== asked) return;
       if (!answer.ok) throw new Error(data.error || `The server answered ${answer.status}.`);
     } catch (error) {
-      say(`No chart: ${error.message}`, false);
+      if (mine === asked) say(`No chart: ${error.message}`, false);
       return;
     }
     const points = data.points.map((p) => ({ x: p.x, y: p.y, run: p.run, title: p.title }));
@@ -62,6 +65,7 @@
         },
       },
     });
+    canvas.dataset.label = yLabel;
     canvas.dataset.points = String(points.length);
     const more = data.truncated ? " (the newest only)" : "";
     say(points.length ? `${points.length} run(s)${more}.`

@@ -46,6 +46,7 @@
     handle: ".drag-handle",
     draggable: "tr[data-id]",
     animation: 150,
+    forceFallback: true, // mouse and touch events, the same in every browser
     onStart: () => { before = Array.from(rows.children); },
     onEnd: (evt) => { if (evt.oldIndex !== evt.newIndex) save(); },
   });

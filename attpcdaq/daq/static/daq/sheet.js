@@ -24,10 +24,14 @@
   document.addEventListener("htmx:sendError", () => {
     say("No answer from the server: nothing was saved.", false);
   });
-  htmx.onLoad((elt) => {
-    const saved = elt.querySelector && elt.querySelector(".sheet-saved");
-    if (saved) say(saved.textContent, true);
-    const wrong = elt.querySelector && elt.querySelector(".is-invalid");
-    if (wrong) wrong.focus();
+  // After a row came back: say what its answer said, and go to the first wrong field.
+  document.addEventListener("htmx:afterSettle", () => {
+    const saved = document.querySelector("#run-rows .sheet-saved:not([data-said])");
+    if (saved) {
+      saved.dataset.said = "1";
+      say(saved.textContent.trim(), true);
+    }
+    const wrong = document.querySelector("#run-rows .is-invalid");
+    if (wrong && !wrong.contains(document.activeElement)) wrong.focus();
   });
 })();
