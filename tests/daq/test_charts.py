@@ -16,6 +16,13 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script>'
 
 
+@pytest.fixture(autouse=True)
+def run_classes():
+    """The seeded classes (a transactional test earlier in a session flushes them)."""
+    for order, name in enumerate(("Testing", "Production", "Beam", "Pulser", "Junk")):
+        RunClass.objects.get_or_create(name=name, defaults={"order": order})
+
+
 @pytest.fixture
 def viewer(client):
     user = User.objects.create_user("bob", password="pw")
