@@ -2,7 +2,8 @@
 
 Subcommands: ``emulate`` (emulators of the GET programs), ``ecc`` (a terminal
 client of one ECC server) and, once Django is set up, ``serve``, ``engine``,
-``demo``, ``token`` and ``manage`` (any Django management command).
+``demo``, ``token`` and ``manage`` (any Django management command); ``status``,
+``transition``, ``start``, ``stop`` and ``runs``: the run, over a server's API.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from .demo import add_demo_parser
 from .ecc_cli import add_ecc_parser
 from .emulator.cli import add_emulate_parser
+from .run_cli import add_run_parsers
 from .server_cli import add_server_parsers
 
 
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ecc_parser(commands)
     add_server_parsers(commands)
     add_demo_parser(commands)
+    add_run_parsers(commands)
     return parser
 
 
