@@ -387,9 +387,9 @@ def _fields(item, path: str, allowed: tuple[str, ...], problems: Problems) -> di
     return item
 
 
-def _check(item: dict, path: str, key: str, rule, problems: Problems, **options) -> None:
+def _check(item: dict, path: str, key: str, check, problems: Problems, **options) -> None:
     if key in item:
-        message = rule(item[key], **options)
+        message = check(item[key], **options)
         if message:
             problems.add(f"{path}.{key}", message)
 
