@@ -2,8 +2,9 @@
 
 Subcommands: ``emulate`` (emulators of the GET programs), ``ecc`` (a terminal
 client of one ECC server) and, once Django is set up, ``serve``, ``engine``,
-``demo``, ``token`` and ``manage`` (any Django management command); ``status``,
-``transition``, ``start``, ``stop`` and ``runs``: the run, over a server's API.
+``demo``, ``token``, ``manage`` (any Django management command) and ``setup``
+(export or import the setup as JSON); ``status``, ``transition``, ``start``, ``stop``
+and ``runs``: the run, over a server's API.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .check_cli import add_check_parser
 from .demo import add_demo_parser
 from .ecc_cli import add_ecc_parser
 from .emulator.cli import add_emulate_parser
 from .run_cli import add_run_parsers
 from .server_cli import add_server_parsers
+from .setup_cli import add_setup_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_ecc_parser(commands)
     add_server_parsers(commands)
     add_demo_parser(commands)
+    add_setup_parser(commands)
     add_run_parsers(commands)
+    add_check_parser(commands)
     return parser
 
 
