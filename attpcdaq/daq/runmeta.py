@@ -371,8 +371,9 @@ def update_run(user, run: RunMetadata, fields: dict) -> list[RunEdit]:
     now = timezone.now()
     edits: list[RunEdit] = []
     with transaction.atomic():
-        current = RunMetadata.objects.select_for_update().select_related("run_class") \
-            .get(pk=run.pk)
+        # of=self: PostgreSQL refuses FOR UPDATE on the nullable join to the class.
+        current = (RunMetadata.objects.select_for_update(of=("self",))
+                   .select_related("run_class").get(pk=run.pk))
         update: dict = {}
         for field in ("title", "comment"):
             if field in clean and clean[field] != getattr(current, field):
