@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .check_cli import add_check_parser
 from .demo import add_demo_parser
 from .ecc_cli import add_ecc_parser
 from .emulator.cli import add_emulate_parser
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_setup_parser(commands)
     add_run_parsers(commands)
+    add_check_parser(commands)
     return parser
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.forms.utils import ErrorDict
 from django.shortcuts import render
 
 
@@ -22,7 +24,8 @@ def lockout_response(request, original_response=None, credentials=None):
     """The login page again, with the refusal in place of the password error (429)."""
     # Unbound (the name typed kept): a bound form would try the password once more.
     form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
-    form.add_error(None, lockout_message())
+    form._errors = ErrorDict({NON_FIELD_ERRORS: form.error_class([lockout_message()],
+                                                                 error_class="nonfield")})
     return render(request, "registration/login.html",
                   {"form": form, "next": request.POST.get("next", "")},
                   status=settings.AXES_HTTP_RESPONSE_CODE)
