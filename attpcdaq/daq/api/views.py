@@ -581,3 +581,35 @@ api.add_router("", _limits_router)
 from .access import router as _access_router  # noqa: E402
 
 api.add_router("", _access_router)
+
+
+# Answers every operation may give, written into the schema once for all of them.
+_operation_schema = api.get_openapi_schema
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_VALIDATION_ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {
+    "type": "array", "items": {"type": "object"},
+    "description": "What is wrong, one item per place (loc, msg, type)."}}}
+
+
+def _schema_with_common_answers(**kwargs):
+    """The schema, with 401 (a missing, bad or revoked token, or no session) on every
+    operation and 422 (a path parameter or body of the wrong type, as django-ninja
+    answers it) on every operation that takes one."""
+    schema = _operation_schema(**kwargs)
+    schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "Error", Error.model_json_schema())
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if operation.get("security"):
+                answers.setdefault(401, {"description": "Unauthorized: a missing, bad or "
+                                         "revoked token, or no session", "content": {
+                                             "application/json": {"schema": _ERROR_REF}}})
+            if operation.get("parameters") or operation.get("requestBody"):
+                answers.setdefault(422, {"description": "A parameter or body of the wrong "
+                                         "type", "content": {"application/json": {
+                                             "schema": _VALIDATION_ERROR}}})
+    return schema
+
+
+api.get_openapi_schema = _schema_with_common_answers
