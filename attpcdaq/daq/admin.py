@@ -1,4 +1,5 @@
-"""Django admin of the DAQ: the hardware model, experiments, runs and the audit trail.
+"""Django admin of the DAQ: the hardware model, experiments, runs, the run sheet, the
+shift logbook and the audit trail.
 
 What the engine observes (states, online, errors) is shown but not editable: the
 engine would overwrite it within a second. Commands and the heartbeat are read-only
@@ -18,7 +19,12 @@ from .models import (
     Event,
     Experiment,
     LoadedConfig,
+    LogEntry,
+    Measurement,
+    Observable,
+    RunClass,
     RunConfig,
+    RunEdit,
     RunMetadata,
 )
 
@@ -222,3 +228,51 @@ class RunConfigAdmin(_ConfigFilesAdmin):
     search_fields = ["server_name", "config"]
     readonly_fields = ["run", "server_name", "config", "configured_at", "problem",
                        "file_summary", "created"]
+
+
+@admin.register(RunClass)
+class RunClassAdmin(admin.ModelAdmin):
+    """Run classes (Testing, Production, Beam, Pulser, Junk, ...): an admin may add more."""
+
+    list_display = ["name", "order"]
+    list_editable = ["order"]
+    search_fields = ["name"]
+
+
+@admin.register(Observable)
+class ObservableAdmin(admin.ModelAdmin):
+    """What the shift records for each run of an experiment (also on /observables/)."""
+
+    list_display = ["name", "experiment", "kind", "units", "required", "order"]
+    list_filter = ["experiment", "kind", "required"]
+    search_fields = ["name", "units"]
+
+
+@admin.register(Measurement)
+class MeasurementAdmin(admin.ModelAdmin):
+    """Values of the run sheet; edited on the runs page, where they are checked by type."""
+
+    list_display = ["run", "observable", "value"]
+    list_filter = ["observable__experiment", "observable"]
+    search_fields = ["observable__name"]
+    list_select_related = ["run", "observable"]
+
+
+@admin.register(RunEdit)
+class RunEditAdmin(ReadOnlyAdmin):
+    """Who changed what on a run, and when: a record, never edited."""
+
+    list_display = ["time", "run", "user", "field", "old", "new"]
+    list_filter = ["field"]
+    search_fields = ["field", "user__username"]
+    list_select_related = ["run", "user"]
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    """The shift logbook: free entries and the drafts written by the engine at a Stop."""
+
+    list_display = ["time", "author", "run", "drafted", "confirmed_by", "__str__"]
+    list_filter = ["drafted", "run__experiment"]
+    search_fields = ["text", "author__username"]
+    list_select_related = ["run", "author", "confirmed_by"]

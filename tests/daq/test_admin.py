@@ -18,6 +18,11 @@ from attpcdaq.daq.models import (
     EngineHeartbeat,
     Event,
     Experiment,
+    LogEntry,
+    Measurement,
+    Observable,
+    RunClass,
+    RunEdit,
     RunMetadata,
 )
 
@@ -105,3 +110,43 @@ def test_admin_link_is_for_staff_only(client, admin_client, rows):
     User.objects.create_user("viewer", password="pw")
     client.login(username="viewer", password="pw")
     assert "/admin/" not in client.get("/").content.decode()
+
+
+SHEET_MODELS = [Observable, Measurement, RunClass, RunEdit, LogEntry]
+
+
+@pytest.fixture
+def sheet_rows(admin_user, rows):
+    run = RunMetadata.objects.get()
+    beam = RunClass.objects.get_or_create(name="Beam")[0]
+    run.run_class = beam
+    run.save()
+    current = Observable.objects.create(experiment=run.experiment, name="beam current",
+                                        units="pnA")
+    Measurement.objects.create(run=run, observable=current, value=10.5)
+    RunEdit.objects.create(run=run, user=admin_user, field="beam current", old=None, new=10.5)
+    LogEntry.objects.create(run=run, drafted=True, text="Run 3 — «Beam on target» ✓")
+
+
+@pytest.mark.parametrize("model", SHEET_MODELS, ids=lambda m: m.__name__)
+def test_run_sheet_and_logbook_pages_load(admin_client, sheet_rows, model):
+    meta = model._meta
+    assert model in admin.site._registry
+    response = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+    assert response.status_code == 200
+    assert model.objects.count() >= 1
+    assert f"0 {meta.verbose_name_plural}" not in response.content.decode()
+    response = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change",
+                                        args=[model.objects.first().pk]))
+    assert response.status_code == 200
+
+
+def test_run_edits_are_read_only(admin_client, sheet_rows):
+    edit = RunEdit.objects.get()
+    assert admin_client.get(reverse("admin:daq_runedit_add")).status_code == 403
+    page = admin_client.get(reverse("admin:daq_runedit_change", args=[edit.pk])).content
+    assert b'name="field"' not in page  # shown, not a form field
+    admin_client.post(reverse("admin:daq_runedit_change", args=[edit.pk]),
+                      {"run": edit.run_id, "field": "title", "old": "null", "new": "null"})
+    edit.refresh_from_db()
+    assert edit.field == "beam current"
