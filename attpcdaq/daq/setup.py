@@ -126,12 +126,6 @@ def check_host_name(value: str) -> str:
     return ""
 
 
-def hosts_allowed() -> bool:
-    """Whether the database can keep a host name as an address (not only an IP)."""
-    return ECCServer._meta.get_field("ip_address").get_internal_type() != \
-        "GenericIPAddressField"
-
-
 def check_address(value: str) -> str:
     """The address of an ECC server or data router: an IP address or a host name."""
     if not value:
@@ -143,13 +137,7 @@ def check_address(value: str) -> str:
         return problem
     if is_ip_address(value):
         return ""
-    problem = check_host_name(value)
-    if problem:
-        return problem
-    if not hosts_allowed():
-        return ("must be an IP address (e.g. 10.0.0.20): host names cannot be stored "
-                "by this version")
-    return ""
+    return check_host_name(value)
 
 
 def normal_address(value: str) -> str:

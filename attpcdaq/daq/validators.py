@@ -54,3 +54,13 @@ def validate_experiment_name(value: str) -> None:
     if len(value) > EXPERIMENT_NAME_MAX:
         raise ValidationError(f"The name is {len(value):,} characters long: at most "
                               f"{EXPERIMENT_NAME_MAX} are allowed.")
+
+
+def validate_address(value: str) -> None:
+    """An ECC server's or data router's address: an IP address or an RFC 1123 host name
+    (the rules live in :func:`attpcdaq.daq.setup.check_address`)."""
+    from .setup import check_address
+
+    problem = check_address(value)
+    if problem:
+        raise ValidationError(f"The address {problem}.")

@@ -107,11 +107,17 @@ def test_server_names_are_unique_letter_case_aside(server):
     ("a" * 64 + ".org", "neither an IP address nor a host name"),
     ("fe80::1%eth0", "neither an IP address nor a host name"),
     ("mac\u202e1", "U+202E"),
-    ("mac-mini1.local", "host names cannot be stored"),
 ])
 def test_server_address_rules(address, message):
     got = errors(ECCServerForm, server_data(ip_address=address))["ip_address"][0]
     assert message.lower() in got.lower()
+
+
+@pytest.mark.parametrize("address", ["mac-mini1.local", "daq-cobo3", "10.0.0.20", "::1"])
+def test_an_ip_address_or_a_host_name_is_kept(address):
+    form = ECCServerForm(server_data(ip_address=address))
+    assert form.is_valid(), form.errors
+    assert form.save().ip_address == address
 
 
 @pytest.mark.parametrize(("port", "message"), [

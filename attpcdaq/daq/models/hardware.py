@@ -12,7 +12,7 @@ from django.utils import timezone
 from attpcdaq import get
 from attpcdaq.get import EccClient, State
 
-from ..validators import validate_path_component
+from ..validators import validate_address, validate_path_component
 
 
 def _run_sync(coroutine_function: Callable[[], Awaitable]):
@@ -106,7 +106,9 @@ class ECCServer(Excludable):
     STATE_CHOICES = list(STATE_DICT.items())
 
     name = models.CharField(max_length=80, unique=True, help_text="A unique name, e.g. CoBo[0].")
-    ip_address = models.GenericIPAddressField(help_text="Address of the ECC server.")
+    ip_address = models.CharField(max_length=253, validators=[validate_address],
+                                  verbose_name="address",
+                                  help_text="IP address or host name of the ECC server.")
     port = models.PositiveIntegerField(default=8083, help_text="SOAP port (8083 by default).")
     ssh_host = models.CharField(max_length=200, blank=True, help_text="SSH host of its "
                                 "machine (a ~/.ssh/config name allowed), for its log and "
@@ -304,7 +306,9 @@ class DataRouter(Excludable):
     name = models.CharField(max_length=80, unique=True,
                             help_text="Unique name, sent to the ECC server in the data links.",
                             validators=[validate_path_component])
-    ip_address = models.GenericIPAddressField(help_text="Address boards send data to.")
+    ip_address = models.CharField(max_length=253, validators=[validate_address],
+                                  verbose_name="address",
+                                  help_text="IP address or host name boards send data to.")
     port = models.PositiveIntegerField(default=46005, help_text="Data port (46005 by default).")
     connection_type = models.CharField(max_length=4, choices=ConnectionType.choices,
                                        default=ConnectionType.TCP)
