@@ -208,8 +208,9 @@ async def test_an_engine_killed_during_a_slow_start_is_adopted_on_restart(
         run = await wait_for(lambda: RunMetadata.objects.filter(status="running").first(),
                              20, "the run adopted")
         assert run.run_number == 0 and run.start_datetime is not None
-        assert await sync_to_async(lambda: Event.objects.filter(
-            run=run, message__contains="its boards finished starting").exists())()
+        await wait_for(lambda: Event.objects.filter(
+            run=run, message__contains="its boards finished starting").exists(), 10,
+            "the adoption's event")
         await frames_arrive(router)
         assert (await run_command("ready")).status == "done"
         filed = await wait_for(lambda: RunMetadata.objects.filter(pk=run.pk, filed=True)
