@@ -24,8 +24,8 @@ system-deps:
 # Everything on SQLite, then the database-touching tests again on a throwaway PostgreSQL.
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest
-	scripts/with-postgres $(BIN)/pytest tests/daq tests/engine
+	$(BIN)/pytest -n 2 --dist loadfile
+	scripts/with-postgres $(BIN)/pytest -n 2 --dist loadfile tests/daq tests/engine
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
