@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
-from attpcdaq.daq.models import (
-    ConfigId,
-    DataRouter,
-    DataSource,
-    ECCServer,
-    Experiment,
-    RunClass,
-)
+from attpcdaq.daq.models import ConfigId, DataRouter, DataSource, ECCServer, Experiment
 from attpcdaq.emulator.datapath import DataSettings
 from attpcdaq.emulator.process import EmulatorProcess
 from attpcdaq.emulator.server import EXAMPLE_CONFIG_DIR, EccEmulatorGroup
@@ -45,9 +38,6 @@ def make_model(urls: list[str], router_port: int, workdir: str,
     one connection at a time, so a router shared by two CoBos takes only the first.
     """
     Experiment.objects.create(name="e20009 test", is_active=True)
-    # Seeded by migration 0008, but transactional tests flush the tables between tests.
-    for order, name in enumerate(["Testing", "Production", "Beam", "Pulser", "Junk"]):
-        RunClass.objects.get_or_create(name=name, defaults={"order": order})
     routers = [DataRouter.objects.create(name=f"router{number}", ip_address="127.0.0.1",
                                          port=port, working_dir=directory)
                for number, (port, directory) in enumerate([(router_port, workdir),

@@ -76,7 +76,10 @@ async def test_a_timed_run_stops_by_itself_and_restarts_with_the_same_metadata(s
     assert (second.title, second.run_class.name, second.comment) == (
         "Cosmics ünder <b>test</b>", "Beam", "overnight")
     assert (second.limit_seconds, second.auto_restart, second.started_by_id) == (2.0, True, None)
-    restart = await sync_to_async(Command.objects.get)(label=RESTART_LABEL)
+    # The run is marked Running a moment before its command is recorded done.
+    restart = await wait_for(lambda: Command.objects.filter(label=RESTART_LABEL,
+                                                            status="done").first(), 10,
+                             "the restart command done")
     assert restart.options["restart_of"] == first.pk and restart.run_id == second.pk
 
     # The limit removed during the run: it runs on past it, until an operator stops it.

@@ -15,38 +15,21 @@ import time
 import urllib.request
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
-from web.test_browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, Demo, log_in
+from playwright.sync_api import Page, expect
+from web.test_browser import STEP_TIMEOUT_MS, Demo, log_in
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def viewport():
+    return {"width": 1600, "height": 900}
 
 REASON = "AsAd 2 trips «ﾃｽﾄ» ☢: O'Brien knows <more>"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    demo = Demo(tmp_path_factory.mktemp("demo"))
-    yield demo
-    demo.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def servers(demo: Demo) -> dict[str, dict]:

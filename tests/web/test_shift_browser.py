@@ -10,12 +10,9 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 from web.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     STEP_TIMEOUT_MS,
-    Demo,
     choose_configs,
     log_in,
     server_rows,
@@ -26,36 +23,19 @@ from web.test_unattributed_browser import until
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def viewport():
+    return {"width": 1600, "height": 900}
+
 TITLE = "Beam on target — 10 pnA ✓ «¹⁴C»"
 COLUMN = "beam current [pnA]"
 #: Filing after Stop (the routers' files moved, counted, the configurations backed up).
 FILING_TIMEOUT_S = 60
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    demo = Demo(tmp_path_factory.mktemp("demo"))
-    yield demo
-    demo.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def reload_until(page: Page, found: Locator, timeout: float, what: str) -> None:

@@ -13,44 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from web.test_browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, Demo, log_in
+from playwright.sync_api import expect
+from web.test_browser import STEP_TIMEOUT_MS, Demo, log_in
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def viewport():
+    return {"width": 1600, "height": 900}
 
 NOTE = "CoBo[0] «ﾃｽﾄ» kept sending ☢: O'Brien knows <more>"
 EXPERIMENT = "demo experiment"
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("demo")
 
 
-@pytest.fixture(scope="module")
-def demo(demo_dir):
-    demo = Demo(demo_dir)
-    yield demo
-    demo.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def until(check, timeout: float, what: str):
