@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -111,6 +112,14 @@ async def test_a_router_killed_during_a_run_raises_one_alarm_and_an_outage(
     assert len(outages) == 1 and outages[0]["from"] and outages[0]["to"]
     assert outages[0]["from"] < outages[0]["to"] <= run.stop_datetime.isoformat()
     assert run.coverage["routers"]["router0"]["outages"] == []
+    # Filed, it is marked incomplete, the window named (local clock times).
+    run = await wait_for(lambda: RunMetadata.objects.filter(pk=started.run_id, filed=True)
+                         .first(), 30, "the run filed")
+    assert run.incomplete
+    start, end = (timezone.localtime(datetime.fromisoformat(outages[0][key]))
+                  for key in ("from", "to"))
+    assert (f"router router1 was offline during the run from {start:%H:%M:%S} to "
+            f"{end:%H:%M:%S}") in run.problems
 
 
 def queue_exclusion(kind: str, *, server=None, router=None, reason: str = "") -> Command:
