@@ -37,7 +37,8 @@ async def test_a_whole_cycle_with_either_generation_of_server(system, gsoap):
     assert run.status == RunMetadata.Status.STOPPED
 
 
-async def test_a_board_that_ignores_a_step_fails_the_walk_naming_its_state(system):
+@pytest.mark.parametrize("gsoap", ["2.7", "2.8"])
+async def test_a_board_that_ignores_a_step_fails_the_walk_naming_its_state(system, gsoap):
     group, servers, engine = await system(2)
     # The engine believes CoBo[1] Idle; meanwhile someone else prepares it.
     poll = engine.settings.poll
@@ -55,7 +56,8 @@ async def test_a_board_that_ignores_a_step_fails_the_walk_naming_its_state(syste
     assert now == {"CoBo[0]": State.DESCRIBED, "CoBo[1]": State.PREPARED}
 
 
-async def test_breakup_from_running_ends_the_run(system):
+@pytest.mark.parametrize("gsoap", ["2.7", "2.8"])
+async def test_breakup_from_running_ends_the_run(system, gsoap):
     group, servers, engine = await system(2)
     assert (await run_command("ready")).status == "done"
     started = await run_command("running")
@@ -69,7 +71,8 @@ async def test_breakup_from_running_ends_the_run(system):
     assert run.status == RunMetadata.Status.STOPPED
 
 
-async def test_a_failed_breakup_leaves_the_board_off_and_a_walk_gets_it_out(system):
+@pytest.mark.parametrize("gsoap", ["2.7", "2.8"])
+async def test_a_failed_breakup_leaves_the_board_off_and_a_walk_gets_it_out(system, gsoap):
     group, servers, engine = await system(2)
     assert (await run_command("ready")).status == "done"
     group.servers[1].ecc.fail_next(Operation.BREAKUP, "CoBo 1 lost its clock")
