@@ -59,6 +59,7 @@ class Engine:
         self.routers.on_check = self.keeper.router_checked
         self.controller = Controller(self)
         self._fetched_configs: set[int] = set()
+        self._unexpected_seen: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._started = timezone.now()
         self._stopped = False
@@ -176,24 +177,24 @@ class Engine:
                     await self.controller.abandon(
                         coord, f"{coord.busy} hung: abandoned after {coord.elapsed():.0f} s "
                         f"because {stop} waits")
-            except Exception:
-                log.exception("checking for a Stop held up failed unexpectedly")
+            except Exception as exc:
+                await self._unexpected("checking for a Stop held up", exc)
 
     async def _reload_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             try:
                 await self.reload_servers()
-            except Exception:
-                log.exception("cannot reload ECC servers")
+            except Exception as exc:
+                await self._unexpected("reloading the ECC servers", exc)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
                 await self._beat()
-            except Exception:
-                log.exception("cannot write the heartbeat")
+            except Exception as exc:
+                await self._unexpected("writing the heartbeat", exc)
 
     async def _beat(self) -> None:
         await self.db.beat(self._started, os.getpid(), socket.gethostname())
@@ -227,8 +228,8 @@ class Engine:
                 await self.routers.check_all()
                 await self.filer.file_pending()
                 await self.keeper.settle_unattributed()
-            except Exception:
-                log.exception("checking data routers failed unexpectedly")
+            except Exception as exc:
+                await self._unexpected("checking the data routers and filing", exc)
             await asyncio.sleep(self.settings.router_interval)
 
     async def _timed_loop(self) -> None:
@@ -240,8 +241,23 @@ class Engine:
             await asyncio.sleep(self.settings.poll.interval)
             try:
                 await timer.check()
-            except Exception:
-                log.exception("checking the run's limits failed unexpectedly")
+            except Exception as exc:
+                await self._unexpected("checking the run's limits", exc)
+
+    async def _unexpected(self, what: str, exc: Exception) -> None:
+        """A loop's unexpected failure (a bug, or the database gone): logged with its
+        traceback, and shown on the page once per distinct error."""
+        log.exception("%s failed unexpectedly", what)
+        message = f"{what} failed unexpectedly: {type(exc).__name__}: {exc}"
+        if message in self._unexpected_seen:
+            return
+        if len(self._unexpected_seen) >= 100:  # bounded: a flood says itself again later
+            self._unexpected_seen.clear()
+        self._unexpected_seen.add(message)
+        try:
+            await self.db.event("error", "engine", message)
+        except Exception:  # the database itself failing: the log above is all there is
+            self._unexpected_seen.discard(message)  # say it once it can be written
 
     def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
                    previous: State | None) -> None:

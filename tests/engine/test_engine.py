@@ -249,3 +249,19 @@ async def test_engine_restart_during_start_recovers_the_run(system):
         assert run.status == "running" and run.start_datetime is not None
     finally:
         await second.stop()
+
+
+async def test_an_unexpected_failure_in_a_loop_is_shown_once(system):
+    group, servers, engine = await system(1)
+    calls = []
+
+    async def broken() -> None:  # stands for a bug in one step of the router loop
+        calls.append(1)
+        raise RuntimeError("boom ☢")
+
+    engine.keeper.settle_unattributed = broken
+    await wait_for(lambda: len(calls) >= 4 or None, 10, "several router checks")
+    messages = await sync_to_async(lambda: list(Event.objects.filter(
+        source="engine", level="error").values_list("message", flat=True)))()
+    assert messages == ["checking the data routers and filing failed unexpectedly: "
+                        "RuntimeError: boom ☢"]
