@@ -216,9 +216,9 @@ class RunKeeper:
         if self.open_run_id == run.pk:
             self.open_run_id, self.members = None, set()
         stopped = timezone.now()
-        await self.db.run(_set_status, run.pk, RunMetadata.Status.STOPPED)
-        await self.db.update_run(run.pk, status=RunMetadata.Status.STOPPED,
-                                 stop_datetime=stopped, reason=reason, stopped_by_id=user_id)
+        # One write: a reader never sees it stopped without its reason.
+        await self.db.run(_set_status, run.pk, RunMetadata.Status.STOPPED,
+                          stop_datetime=stopped, reason=reason, stopped_by_id=user_id)
         await self._end_coverage(run.pk, stopped)
         if alarm:
             await self.alarm(run.pk, "run control", "closed", f"run {run.run_number} closed: "
@@ -513,14 +513,14 @@ def _apply_start_options(pk: int, options: dict, user_id: int | None) -> None:
     RunMetadata.objects.filter(pk=pk).update(**fields)
 
 
-def _set_status(pk: int, status: str) -> None:
-    """Set a run's status, counting the time it spends Paused."""
+def _set_status(pk: int, status: str, **more) -> None:
+    """Set a run's status (and ``more`` fields), counting the time it spends Paused."""
     from django.db import transaction
 
     now = timezone.now()
     with transaction.atomic():
         run = RunMetadata.objects.select_for_update().get(pk=pk)
-        fields: dict = {"status": status}
+        fields: dict = {"status": status, **more}
         if status == RunMetadata.Status.PAUSED and run.paused_since is None:
             fields["paused_since"] = now
         elif status != RunMetadata.Status.PAUSED and run.paused_since is not None:
