@@ -172,6 +172,10 @@ class RunKeeper:
         self._closing = False
         self._finishing_start = None
         self._quiet_since.clear()
+        # Alarms are once per run: the last run's keys are done with (and stay bounded).
+        self._alarmed = {key for key in self._alarmed if key[0] in (0, run.pk)}
+        if len(self._alarmed) > 1000:
+            self._alarmed.clear()
 
     async def started(self, run: RunMetadata) -> None:
         """Every board of the run confirmed Start."""
