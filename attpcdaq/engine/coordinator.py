@@ -32,7 +32,7 @@ from attpcdaq.get import (
     TransitionCode,
 )
 
-from .database import EngineDatabase, ServerInfo
+from .database import EngineDatabase, ServerInfo, clean_times
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,7 @@ class EccCoordinator:
         """
         fields: dict = dict(more)
         w = self._written
+        was = w.state
         if state is not None and state != w.state:
             fields["state"] = w.state = state
         if transition is not None and (force or transition != w.transition):
@@ -225,8 +226,11 @@ class EccCoordinator:
             fields.update(last_error=error, last_error_at=timezone.now() if error else None)
         if fields:
             await self.db.update_server(self.info.pk, **fields)
-        if "state" in fields and fields["state"] < State.READY:
-            # Below Ready (or Idle after a restart) the boards hold no configuration.
+        if "state" in fields and fields["state"] < State.READY and (
+                was is None or was >= State.READY):
+            # Gone below Ready (or first seen there, maybe after a restart): the boards
+            # hold no configuration. Only then: Describe on a hundred servers must not
+            # queue a hundred deletes on the database thread.
             await self.db.clear_loaded_config(self.info.pk)
 
     async def record_error(self, message: str) -> None:
@@ -260,8 +264,10 @@ class EccCoordinator:
         self._idle.clear()
         started = self.busy_since = time.monotonic()
         try:
-            if self._times is None:
-                self._times = await self.db.run(_read_times, self.info.pk)
+            if self._times is None:  # read with the servers (ServerInfo) when known
+                known = self.info.transition_times
+                self._times = ({op: list(t) for op, t in known.items()} if known is not None
+                               else await self.db.run(_read_times, self.info.pk))
             await self.db.update_server(self.info.pk, is_transitioning=True,
                                         transition=step.code.value,
                                         transition_started=timezone.now())
@@ -339,8 +345,4 @@ def _read_times(pk: int) -> dict[str, list[float]]:
     from attpcdaq.daq.models import ECCServer
 
     stored = ECCServer.objects.filter(pk=pk).values_list("transition_times", flat=True).first()
-    if not isinstance(stored, dict):
-        return {}
-    return {str(op): [float(t) for t in times if isinstance(t, int | float)
-                      and not isinstance(t, bool)][-TIMES_KEPT:]
-            for op, times in stored.items() if isinstance(times, list)}
+    return clean_times(stored)

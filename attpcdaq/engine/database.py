@@ -38,6 +38,8 @@ class ServerInfo:
     controls_trigger: bool = False
     #: Taken out of the system by an operator: skipped by walks, Start and Stop.
     excluded: bool = False
+    #: Seconds its recent transitions took, by operation (read once, with the rest).
+    transition_times: dict | None = None
 
 
 class EngineDatabase:
@@ -199,8 +201,17 @@ def _with_connection(function, *args, **kwargs):
 
 def _servers() -> list[ServerInfo]:
     servers = ECCServer.objects.prefetch_related("data_sources")
-    return [ServerInfo(s.pk, s.name, s.url, s.enabled, _controls_trigger(s), s.excluded)
-            for s in servers]
+    return [ServerInfo(s.pk, s.name, s.url, s.enabled, _controls_trigger(s), s.excluded,
+                       clean_times(s.transition_times)) for s in servers]
+
+
+def clean_times(value) -> dict[str, list[float]]:
+    """A server's recent transition durations as stored; anything malformed is dropped."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(op): [float(t) for t in times if isinstance(t, int | float)
+                      and not isinstance(t, bool)]
+            for op, times in value.items() if isinstance(times, list)}
 
 
 def _controls_trigger(server: ECCServer) -> bool:

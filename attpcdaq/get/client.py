@@ -169,7 +169,9 @@ class _EccTransport(AsyncTransport):
             if self._closed:
                 raise RuntimeError("the ECC client has been closed")
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
+                # getEccSoapServer closes every connection after its answer (gSOAP
+                # without keep-alive): keeping them in a pool only costs bookkeeping.
+                connector=aiohttp.TCPConnector(limit=0, force_close=True),
                 timeout=self._timeout,
                 headers={"User-Agent": _USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
