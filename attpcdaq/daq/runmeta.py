@@ -2,10 +2,11 @@
 
 :func:`start_options` checks what an operator gives a Start (the page's dialog, the
 API, the command line) and returns the ``Command.options`` the engine copies onto the
-run (``engine/runs.py``'s ``_apply_start_options``). :func:`update_run` writes the
-editable metadata and the measurements of a run afterwards, all or nothing, keeping a
-:class:`~.models.RunEdit` per changed field. Every refusal is a :class:`MetadataError`
-carrying one message per field, and changes nothing.
+run in the Start's transaction (``engine/database.py``'s ``_apply_start_options``).
+:func:`update_run` writes the editable metadata and the measurements of a run
+afterwards, all or nothing, keeping a :class:`~.models.RunEdit` per changed field.
+Every refusal is a :class:`MetadataError` carrying one message per field, and changes
+nothing.
 """
 
 from __future__ import annotations

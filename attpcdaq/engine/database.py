@@ -171,16 +171,19 @@ class EngineDatabase:
         await self.run(_clear_loaded_config, pk)
 
     async def reserve_run_with_loaded(self, configs: dict[str, str], pks: list[int],
-                                      coverage: dict | None = None) -> RunMetadata:
+                                      coverage: dict | None = None, options: dict | None = None,
+                                      user_id: int | None = None) -> RunMetadata:
         """:meth:`reserve_run`, with each server's loaded configuration copied onto the
-        run in the same transaction.
+        run and what the Start was given (``options``: title, class, comment, limits,
+        auto_restart; who asked) written on it, in the same transaction.
 
         Raises
         ------
         RuntimeError
             As :meth:`reserve_run`.
         """
-        return await self.run(_reserve_run_with_loaded, configs, pks, coverage)
+        return await self.run(_reserve_run_with_loaded, configs, pks, coverage, options or {},
+                              user_id)
 
 
 def _settle(future: asyncio.Future, task: asyncio.Future) -> None:
@@ -287,11 +290,13 @@ def _clear_loaded_config(pk: int) -> None:
 
 
 def _reserve_run_with_loaded(configs: dict[str, str], pks: list[int],
-                             coverage: dict | None = None) -> RunMetadata:
+                             coverage: dict | None = None, options: dict | None = None,
+                             user_id: int | None = None) -> RunMetadata:
     from attpcdaq.daq.models import LoadedConfig, RunConfig
 
     with transaction.atomic():
         run = _reserve_run(configs, coverage)
+        _apply_start_options(run, options or {}, user_id)
         RunConfig.objects.bulk_create([
             RunConfig(run=run, server_name=loaded.ecc_server.name, config=loaded.config,
                       configured_at=loaded.configured_at, files=loaded.files,
@@ -299,3 +304,19 @@ def _reserve_run_with_loaded(configs: dict[str, str], pks: list[int],
             for loaded in LoadedConfig.objects.select_related("ecc_server")
             .filter(ecc_server_id__in=pks)])
         return run
+
+
+def _apply_start_options(run: RunMetadata, options: dict, user_id: int | None) -> None:
+    """Write what a Start was given onto its run (checked when the Start was asked)."""
+    from attpcdaq.daq.models import RunClass
+
+    fields: dict = {"started_by_id": user_id}
+    for key in ("title", "comment", "limit_seconds", "limit_events", "limit_bytes",
+                "auto_restart"):
+        if options.get(key) is not None:
+            fields[key] = options[key]
+    if options.get("run_class"):
+        fields["run_class"] = RunClass.objects.filter(name=options["run_class"]).first()
+    RunMetadata.objects.filter(pk=run.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(run, name, value)

@@ -158,11 +158,11 @@ class RunKeeper:
         raises StartRefused."""
         coverage = await self.db.run(_initial_coverage, [c.info.pk for c in coords])
         try:
-            run = await self.db.reserve_run_with_loaded(configs, [c.info.pk for c in coords],
-                                                        coverage=coverage)
+            run = await self.db.reserve_run_with_loaded(
+                configs, [c.info.pk for c in coords], coverage=coverage,
+                options=options or {}, user_id=user_id)
         except RuntimeError as exc:
             raise StartRefused(f"cannot start: {exc}") from None
-        await self.db.run(_apply_start_options, run.pk, options or {}, user_id)
         self._opened(run, coords)
         return run
 
@@ -501,20 +501,6 @@ def _unattributed_settled(pk: int, result) -> None:
                 {"router": record.router.name, **file} for file in moved)
             RunMetadata.objects.filter(pk=run.pk).update(problems=run.problems,
                                                          manifest=manifest)
-
-
-def _apply_start_options(pk: int, options: dict, user_id: int | None) -> None:
-    """Write what a Start was given onto its run (checked when the Start was asked)."""
-    from attpcdaq.daq.models import RunClass
-
-    fields: dict = {"started_by_id": user_id}
-    for key in ("title", "comment", "limit_seconds", "limit_events", "limit_bytes",
-                "auto_restart"):
-        if options.get(key) is not None:
-            fields[key] = options[key]
-    if options.get("run_class"):
-        fields["run_class"] = RunClass.objects.filter(name=options["run_class"]).first()
-    RunMetadata.objects.filter(pk=pk).update(**fields)
 
 
 def _set_status(pk: int, status: str, **more) -> None:
