@@ -63,7 +63,8 @@ from attpcdaq.daq.models import DataRouter, ECCServer, RunMetadata
 from attpcdaq.get import ConfigId
 from attpcdaq.remote import FileInfo, HostPool, RemoteError, RemoteFileNotFound
 from attpcdaq.remote.backup import choose_config_files
-from attpcdaq.remote.names import parse_graw_name
+from attpcdaq.remote.names import parse_graw_name, run_dir
+from attpcdaq.remote.results import FilingResult
 from attpcdaq.remote.scanning import ScannedFile, scan_files, stamp_files
 
 from .database import EngineDatabase
@@ -254,7 +255,19 @@ class RunFiler:
         workdir = await self.routers.workdir(router)
         feeding = survey.feeding(router.name)
         before = await (host.list_files(workdir) if feeding else _settled(host, workdir))
-        result = await host.file_run(workdir, run.experiment.name, run.run_number)
+        try:
+            result = await host.file_run(workdir, run.experiment.name, run.run_number)
+        except RemoteError:
+            if not feeding:
+                raise
+            # A board still sending re-creates, under the same names, the files an earlier
+            # try moved: the run keeps what was moved; the new ones are not the run's.
+            _, destination = run_dir(host.name, workdir, run.experiment.name,
+                                     run.run_number)
+            result = FilingResult(workdir, destination, (),
+                                  tuple(await host.list_files(destination)))
+            if not result.files:
+                raise
         if feeding:
             # A frame the router began writing before the move lands in the moved file:
             # let it land before counting (later frames go to files made anew).
