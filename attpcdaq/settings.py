@@ -106,7 +106,8 @@ TEMPLATES = [
 ]
 
 if url := os.environ.get("ATTPCDAQ_DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(url, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(url, conn_max_age=60,
+                                                  conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {
@@ -119,6 +120,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Kept for a minute, not opened per query: the engine asks for commands 100
+            # times a second, and each new connection costs its PRAGMAs and functions.
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
             # A file, not memory: the engine's database thread must see the tests' data.
             "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
         }

@@ -1,8 +1,8 @@
 """The async ECC client: every SOAP operation of getEccSoapServer, typed and timed out.
 
 Built on zeep with the project's own WSDL (``ecc.wsdl``, parsed once per process):
-zeep builds and reads the SOAP, aiohttp carries it (about a third of httpx's CPU per call,
-which matters when the engine polls hundreds of servers every second).
+zeep builds and reads the SOAP; :mod:`.http` carries it, one connection per call as
+getEccSoapServer closes each after its answer.
 
 Two generations of server are in the field and read requests differently: gSOAP up
 to 2.8.29 qualifies the operation's children, from 2.8.30 it leaves them unqualified
@@ -24,21 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import zeep
 import zeep.exceptions
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from lxml import etree
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.utils import get_version
 from zeep.wsdl.utils import etree_to_string
 
+from . import http
 from .exceptions import (
     BUSY_MESSAGE,
     EccAnswerLost,
@@ -131,68 +129,34 @@ class _EveryGeneration(zeep.Plugin):
         return envelope, http_headers
 
 
-class _Reply:
-    """An HTTP answer, with what zeep's SOAP binding reads of a ``requests.Response``."""
-
-    __slots__ = ("content", "encoding", "headers", "status_code")
-
-    def __init__(self, status_code: int, content: bytes, headers: Any,
-                 encoding: str | None) -> None:
-        self.status_code = status_code
-        self.content = content
-        self.headers = headers
-        self.encoding = encoding
-
-
 class _EccTransport(AsyncTransport):
-    """zeep's async transport over an aiohttp session instead of httpx.
+    """zeep's async transport over :func:`.http.post` instead of httpx.
 
-    The session is made at the first call, inside the running loop, and has no
-    connection limit: a transition holds its connection until the server is done
-    (up to minutes) while GetState goes on over another one. An error status
-    without a SOAP Fault is an HTTP error: zeep reads any XML body of a non-200
-    answer as a fault ("Unknown fault occured"), which would hide a proxy's or a
-    wrong server's 404 behind a misleading SOAP fault.
+    Nothing to open or pool: each call has its connection (a transition holds its
+    own until the server is done, up to minutes, while GetState goes on over
+    another). An error status without a SOAP Fault is an HTTP error: zeep reads any
+    XML body of a non-200 answer as a fault ("Unknown fault occured"), which would
+    hide a proxy's or a wrong server's 404 behind a misleading SOAP fault.
     """
 
     _close_session = False  # read by zeep's Transport.__del__
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self) -> None:
         # Not AsyncTransport.__init__: it builds httpx clients that would go unused.
         self.cache = None
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
         self._closed = False
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            if self._closed:
-                raise RuntimeError("the ECC client has been closed")
-            self._session = aiohttp.ClientSession(
-                # getEccSoapServer closes every connection after its answer (gSOAP
-                # without keep-alive): keeping them in a pool only costs bookkeeping.
-                connector=aiohttp.TCPConnector(limit=0, force_close=True),
-                timeout=self._timeout,
-                headers={"User-Agent": _USER_AGENT},
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
 
     async def aclose(self) -> None:
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     def _load_remote_data(self, url):
         # Only a SOAP answer could ask for a remote document: never fetch one.
         raise zeep.exceptions.Error(f"refusing to fetch {url}")
 
     async def post(self, address, message, headers):
-        async with self._http().post(address, data=message, headers=headers,
-                                     allow_redirects=False) as response:
-            reply = _Reply(response.status, await response.read(), response.headers,
-                           response.charset)
+        if self._closed:
+            raise RuntimeError("the ECC client has been closed")
+        reply = await http.post(address, message, {"User-Agent": _USER_AGENT, **headers})
         if reply.status_code != 200 and not _has_fault(reply.content):
             raise zeep.exceptions.TransportError(status_code=reply.status_code)
         return reply
@@ -244,8 +208,7 @@ class EccClient:
         self.url = url
         self.state_timeout = state_timeout
         self.transition_timeout = transition_timeout
-        # The asyncio timeout bounds each call; aiohttp's is only a backstop.
-        self._transport = _EccTransport(timeout=max(state_timeout, transition_timeout) + 5)
+        self._transport = _EccTransport()
         # Configure's answer holds every configuration file's text: it can pass lxml's
         # default limit on one text node, so huge trees are allowed (entities never are).
         settings = zeep.Settings(strict=False, xml_huge_tree=True)
@@ -279,18 +242,15 @@ class EccClient:
         except zeep.exceptions.TransportError as exc:
             raise EccHttpError(self.url, exc.status_code,
                                f"{operation}: HTTP status {exc.status_code}") from None
-        except aiohttp.ClientConnectorError as exc:
+        except http.BadUrl as exc:
+            raise EccUnreachable(self.url, f"{operation}: {exc}") from None
+        except http.CannotConnect as exc:
             raise EccUnreachable(self.url, f"{operation}: cannot connect: "
-                                 f"{_http_reason(exc)}") from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                aiohttp.ClientResponseError, ConnectionError) as exc:
+                                 f"{exc.strerror}") from None
+        except http.AnswerLost as exc:
             # Reset, closed before or amid the answer, or an answer that is not HTTP.
-            if not isinstance(exc.__cause__, ContentEncodingError):
-                raise EccAnswerLost(self.url, f"{operation}: connection closed without an "
-                                    f"answer: {_http_reason(exc)}") from None
-            raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
-        except aiohttp.ClientError as exc:
-            raise EccUnreachable(self.url, f"{operation}: {_http_reason(exc)}") from None
+            raise EccAnswerLost(self.url, f"{operation}: connection closed without an "
+                                f"answer: {exc}") from None
         except (zeep.exceptions.Error, etree.LxmlError, ValueError, TypeError,
                 AttributeError, IndexError, KeyError) as exc:
             raise EccProtocolError(self.url, f"{operation}: malformed answer: "
@@ -469,27 +429,3 @@ class EccClient:
 def _reason(exc: BaseException) -> str:
     """A short reason for an exception, never empty."""
     return str(exc) or type(exc).__name__
-
-
-def _http_reason(exc: BaseException) -> str:
-    """A short reason for an aiohttp error, on one line: the cause, not the wrapping."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        # asyncio says "Connect call failed ('10.0.0.5', 46005)": the errno says why.
-        text = (os.strerror(error.errno) if isinstance(error.errno, int) and error.errno > 0
-                else error.strerror or str(error))
-    elif isinstance(exc, aiohttp.ClientResponseError):
-        text = exc.message  # str() adds a status code and the URL, which mean nothing here
-    elif isinstance(exc, aiohttp.NonHttpUrlClientError):
-        text = "not an http:// URL"
-    elif isinstance(exc, aiohttp.InvalidURL):
-        text = f"invalid URL: {exc.description}" if exc.description else "invalid URL"
-    elif isinstance(cause := exc.__cause__, HttpProcessingError):
-        # "Response payload is not completed: <ContentLengthError: 400, message='...'>"
-        text = str(exc)
-        text = (cause.message if text == str(cause)
-                else f"{text.partition(': <')[0]}: {cause.message}")
-    else:
-        text = str(exc)
-    return " ".join(text.split()) or type(exc).__name__
-

@@ -15,6 +15,7 @@ from attpcdaq.get import (
     ConfigId,
     EccClient,
     EccHttpError,
+    EccProtocolError,
     EccUnreachable,
     Operation,
     State,
@@ -75,7 +76,7 @@ async def test_get_state_answers_during_a_transition_on_the_same_client():
 
 
 async def test_concurrent_calls_each_get_a_connection(serve):
-    # No pool limit: more calls than aiohttp's default limit (100) all reach the
+    # No pool limit: more calls than a pool's usual limit (100) all reach the
     # server at once, none waiting for another's connection.
     count, arrived, connections = 120, [], []
     all_arrived = asyncio.Event()
@@ -130,7 +131,7 @@ async def test_the_request_is_soap_over_http_post(serve):
 
 
 def test_a_client_made_outside_the_event_loop_works_inside_it():
-    # The HTTP session is made at the first call, in the loop that runs it.
+    # Nothing of the client is bound to a loop before its first call.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -166,16 +167,19 @@ async def test_a_redirect_is_an_http_error_not_followed(serve):
 
 
 @pytest.mark.parametrize(("answer", "reason"), [
-    (head(length=len(ANSWER) + 100) + ANSWER, "Response payload is not completed"),
-    (head(), "Response payload is not completed"),
-    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Bad status line"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+    (head(length=len(ANSWER) + 100) + ANSWER, "answer cut short"),
+    (head(), "answer cut short"),
+    (b"", "closed before the answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Ty", "closed amid the answer's head"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "illegal status line: 'SSH-2.0-OpenSSH_9.6'"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
 ])
 async def test_an_answer_cut_short_or_not_http(serve, answer, reason):
     async def handle(reader, writer):
         await read_request(reader)
         writer.write(answer)
         await writer.drain()
+        writer.close()
 
     url = await serve(handle)
     async with EccClient(url) as ecc:
@@ -183,6 +187,42 @@ async def test_an_answer_cut_short_or_not_http(serve, answer, reason):
             await ecc.get_state()
     assert info.value.detail.startswith("GetState: connection closed without an answer: ")
     assert reason in info.value.detail and "\n" not in info.value.detail
+
+
+async def test_an_answer_chunked_or_ended_by_the_close_is_read(serve):
+    # gSOAP may answer either way (SOAP_IO_CHUNK, or HTTP/1.0 with no length).
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                          for part in (ANSWER[:100], ANSWER[100:])) + b"0\r\n\r\n")
+    until_close = b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n" + ANSWER
+    for answer in (chunked, until_close):
+        async def handle(reader, writer, answer=answer):
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        async with EccClient(await serve(handle)) as ecc:
+            assert (await ecc.get_state()).state == State.IDLE
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    ("Content-Encoding: gzip\r\n", "answer in 'gzip' encoding, which was not asked for"),
+    ("", "answer larger than 0 MiB"),
+])
+async def test_an_answer_no_ecc_server_gives_is_malformed(serve, monkeypatch, extra, reason):
+    if not extra:
+        monkeypatch.setattr("attpcdaq.get.http.MAX_ANSWER_BYTES", len(ANSWER) - 1)
+
+    async def handle(reader, writer):
+        await read_request(reader)
+        writer.write(head(extra=extra) + ANSWER)
+        await writer.drain()
+
+    async with EccClient(await serve(handle)) as ecc:
+        with pytest.raises(EccProtocolError) as info:
+            await ecc.get_state()
+    assert info.value.detail == f"GetState: malformed answer: {reason}"
 
 
 async def test_a_refused_connection_says_so():
