@@ -276,15 +276,20 @@ class EmulatedEcc:
             await self._release.wait()
             return self._failed(step, f"{step.operation} hung and was released by the "
                                 "emulator")
+        # The configuration is read first, as the real server loads it before it works
+        # the boards; the failure is still answered when the step's time is over.
+        try:
+            accepted, failure = self._check(step, config_id, table), None
+        except _StepFailed as exc:
+            accepted, failure = {}, str(exc)
         await asyncio.sleep(self.durations[step.operation])
         if kind is FaultKind.FAIL:
             return self._failed(step, message)
+        if failure is not None:
+            return self._failed(step, failure)
         try:
-            accepted = self._check(step, config_id, table)
             if self.data is not None:
                 await self.data.step(step.operation, accepted.get("links", self.links))
-        except _StepFailed as exc:
-            return self._failed(step, str(exc))
         except DataPathError as exc:
             return self._failed(step, str(exc))
         for name, value in accepted.items():

@@ -1,15 +1,15 @@
 """The async ECC client: every SOAP operation of getEccSoapServer, typed and timed out.
 
-Built on zeep with the project's own WSDL (``ecc.wsdl``, parsed once per process):
-zeep builds and reads the SOAP; :mod:`.http` carries it, one connection per call as
-getEccSoapServer closes each after its answer.
+:mod:`.soap` writes each request and reads its answer (the protocol is the project's
+``ecc.wsdl``); :mod:`.http` carries it, one connection per call, as getEccSoapServer
+closes each after its answer.
 
 Two generations of server are in the field and read requests differently: gSOAP up
 to 2.8.29 qualifies the operation's children, from 2.8.30 it leaves them unqualified
 and silently drops a prefixed child (``<ns0:configID>`` arrives as ""). So every
-request is rewritten to the one form both read, the default namespace with
+request is written in the one form both read, the default namespace with
 unprefixed children (``<Describe xmlns="urn:ecc"><configID>...``), and answers are
-read whether their children are qualified or not (:class:`_EveryGeneration`).
+read whether their children are qualified or not.
 
 A transition answered ErrorCode 0 is no proof: the real server ignores a transition
 its state does not allow and answers 0. :meth:`EccClient.run_step` confirms every
@@ -23,20 +23,10 @@ becomes an :class:`~attpcdaq.get.exceptions.EccError` naming the server.
 from __future__ import annotations
 
 import asyncio
-import functools
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
 
-import zeep
-import zeep.exceptions
-from lxml import etree
-from zeep.proxy import AsyncServiceProxy
-from zeep.transports import AsyncTransport
-from zeep.utils import get_version
-from zeep.wsdl.utils import etree_to_string
-
-from . import http
+from . import http, soap
 from .exceptions import (
     BUSY_MESSAGE,
     EccAnswerLost,
@@ -61,12 +51,10 @@ __all__ = [
     "TextReply",
 ]
 
-WSDL_PATH = Path(__file__).with_name("ecc.wsdl")
 #: GetState, GetConfigIDs, Special and ServerExit answer at once on a healthy server.
 DEFAULT_STATE_TIMEOUT = 5.0
 #: Operators give a transition about 120 s before calling it hung.
 DEFAULT_TRANSITION_TIMEOUT = 120.0
-_BINDING = "{urn:ecc}ecc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,98 +81,16 @@ class TextReply:
     text: str
 
 
-_FAULT = "{http://schemas.xmlsoap.org/soap/envelope/}Fault"
-_SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}Body"
-_ECC = "urn:ecc"
-
-
-class _EveryGeneration(zeep.Plugin):
-    """Speak to servers of every gSOAP generation (see the module docstring).
-
-    Out: the operation element is rebuilt in the default namespace, its children
-    unprefixed (in ``urn:ecc`` by inheritance, which the old servers want, with no
-    prefix, which the new ones need). In: the answer's children are put in
-    ``urn:ecc`` when they came unqualified, as the WSDL (qualified) expects.
-    """
-
-    def egress(self, envelope, http_headers, operation, binding_options):
-        body = envelope.find(_SOAP_BODY)
-        if body is not None and len(body):
-            old = body[0]
-            new = etree.Element(old.tag, nsmap={None: _ECC})
-            for child in old:
-                etree.SubElement(new, f"{{{_ECC}}}{etree.QName(child).localname}").text = \
-                    child.text or ""
-            body.replace(old, new)
-        return envelope, http_headers
-
-    def ingress(self, envelope, http_headers, operation):
-        body = envelope.find(_SOAP_BODY)
-        for answer in body if body is not None else ():
-            if not isinstance(answer.tag, str) or etree.QName(answer).namespace != _ECC:
-                continue  # a Fault's children are unqualified by SOAP's own rule
-            for child in answer:
-                if isinstance(child.tag, str) and etree.QName(child).namespace is None:
-                    child.tag = f"{{{_ECC}}}{child.tag}"
-        return envelope, http_headers
-
-
-class _EccTransport(AsyncTransport):
-    """zeep's async transport over :func:`.http.post` instead of httpx.
-
-    Nothing to open or pool: each call has its connection (a transition holds its
-    own until the server is done, up to minutes, while GetState goes on over
-    another). An error status without a SOAP Fault is an HTTP error: zeep reads any
-    XML body of a non-200 answer as a fault ("Unknown fault occured"), which would
-    hide a proxy's or a wrong server's 404 behind a misleading SOAP fault.
-    """
-
-    _close_session = False  # read by zeep's Transport.__del__
-
-    def __init__(self) -> None:
-        # Not AsyncTransport.__init__: it builds httpx clients that would go unused.
-        self.cache = None
-        self._closed = False
-
-    async def aclose(self) -> None:
-        self._closed = True
-
-    def _load_remote_data(self, url):
-        # Only a SOAP answer could ask for a remote document: never fetch one.
-        raise zeep.exceptions.Error(f"refusing to fetch {url}")
-
-    async def post(self, address, message, headers):
-        if self._closed:
-            raise RuntimeError("the ECC client has been closed")
-        reply = await http.post(address, message, {"User-Agent": _USER_AGENT, **headers})
-        if reply.status_code != 200 and not _has_fault(reply.content):
-            raise zeep.exceptions.TransportError(status_code=reply.status_code)
-        return reply
-
-    async def post_xml(self, address, envelope, headers):
-        return await self.post(address, etree_to_string(envelope), headers)
-
-    async def get(self, address, params, headers):
-        raise NotImplementedError("ECC servers speak SOAP over HTTP POST only")
-
-
-_USER_AGENT = f"Zeep/{get_version()} (www.python-zeep.org)"
-
-
-def _has_fault(body: bytes) -> bool:
+def _user_agent() -> str:
     try:
-        return etree.fromstring(body, _SAFE).find(f".//{_FAULT}") is not None
-    except etree.XMLSyntaxError:
-        return False
+        return f"attpcdaq/{version('attpcdaq')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "attpcdaq"
 
 
-_SAFE = etree.XMLParser(resolve_entities=False, no_network=True)
-
-
-@functools.cache
-def _wsdl() -> zeep.wsdl.Document:
-    """The parsed WSDL, shared by every client: parsing it takes milliseconds."""
-    return zeep.wsdl.Document(str(WSDL_PATH), zeep.Transport())
+#: getEccSoapServer ignores the SOAPAction and the path; gSOAP clients send these.
+_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""',
+            "User-Agent": _user_agent()}
 
 
 class EccClient:
@@ -208,14 +114,7 @@ class EccClient:
         self.url = url
         self.state_timeout = state_timeout
         self.transition_timeout = transition_timeout
-        self._transport = _EccTransport()
-        # Configure's answer holds every configuration file's text: it can pass lxml's
-        # default limit on one text node, so huge trees are allowed (entities never are).
-        settings = zeep.Settings(strict=False, xml_huge_tree=True)
-        self._zeep = zeep.AsyncClient(_wsdl(), transport=self._transport, settings=settings,
-                                      plugins=[_EveryGeneration()])
-        # AsyncClient.create_service returns a sync proxy (a zeep quirk): build the async one.
-        self._service = AsyncServiceProxy(self._zeep, _wsdl().bindings[_BINDING], address=url)
+        self._closed = False
 
     async def __aenter__(self) -> EccClient:
         return self
@@ -224,24 +123,24 @@ class EccClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's connections."""
-        await self._transport.aclose()
+        """End the client: each call's connection is closed with its answer, so
+        nothing is left open; a call after this raises RuntimeError."""
+        self._closed = True
 
     def __repr__(self) -> str:
         return f"EccClient({self.url!r})"
 
-    async def _call(self, operation: str, timeout: float, **arguments: str) -> Any:
+    async def _call(self, operation: str, timeout: float,
+                    **arguments: str) -> dict[str, int | str]:
         """Call one SOAP operation and map every failure to an :class:`EccError`."""
+        if self._closed:
+            raise RuntimeError("the ECC client has been closed")
+        body = soap.request(operation, **arguments)
         try:
             async with asyncio.timeout(timeout):
-                return await getattr(self._service, operation)(**arguments)
+                reply = await http.post(self.url, body, _HEADERS)
         except TimeoutError:
             raise EccTimeout(self.url, f"{operation}: no answer within {timeout:g} s") from None
-        except zeep.exceptions.Fault as exc:
-            raise EccSoapFault(self.url, f"{operation}: SOAP fault: {exc.message}") from None
-        except zeep.exceptions.TransportError as exc:
-            raise EccHttpError(self.url, exc.status_code,
-                               f"{operation}: HTTP status {exc.status_code}") from None
         except http.BadUrl as exc:
             raise EccUnreachable(self.url, f"{operation}: {exc}") from None
         except http.CannotConnect as exc:
@@ -251,24 +150,21 @@ class EccClient:
             # Reset, closed before or amid the answer, or an answer that is not HTTP.
             raise EccAnswerLost(self.url, f"{operation}: connection closed without an "
                                 f"answer: {exc}") from None
-        except (zeep.exceptions.Error, etree.LxmlError, ValueError, TypeError,
-                AttributeError, IndexError, KeyError) as exc:
-            raise EccProtocolError(self.url, f"{operation}: malformed answer: "
-                                   f"{_reason(exc)}") from None
-
-    def _fields(self, operation: str, answer: Any, *names: str) -> dict[str, Any]:
-        """Pull required fields out of an answer, refusing one that lacks any."""
-        if answer is None:
-            raise EccProtocolError(self.url, f"{operation}: empty answer")
-        values = {}
-        for name in ("ErrorCode", "ErrorMessage", *names):
-            value = getattr(answer, name, None)
-            if value is None and name in ("ErrorMessage", "Text"):
-                value = ""  # gSOAP leaves an empty string element out
-            if value is None:
-                raise EccProtocolError(self.url, f"{operation}: answer lacks {name}")
-            values[name] = value
-        return values
+        except http.BadAnswer as exc:
+            raise EccProtocolError(self.url, f"{operation}: malformed answer: {exc}") from None
+        try:
+            fields = soap.answer(operation, reply.content)
+        except soap.SoapFault as exc:
+            raise EccSoapFault(self.url, f"{operation}: SOAP fault: {exc}") from None
+        except ValueError as exc:
+            if reply.status_code != 200:  # a proxy's or a wrong server's error page
+                raise EccHttpError(self.url, reply.status_code, f"{operation}: HTTP status "
+                                   f"{reply.status_code}") from None
+            raise EccProtocolError(self.url, f"{operation}: malformed answer: {exc}") from None
+        if reply.status_code != 200:
+            raise EccHttpError(self.url, reply.status_code,
+                               f"{operation}: HTTP status {reply.status_code}")
+        return fields
 
     async def get_state(self) -> StateReply:
         """Ask the server's state and the transition running, if any.
@@ -278,8 +174,7 @@ class EccClient:
         EccError
             When the server cannot be reached, times out or answers badly.
         """
-        answer = await self._call("GetState", self.state_timeout)
-        fields = self._fields("GetState", answer, "State", "Transition")
+        fields = await self._call("GetState", self.state_timeout)
         try:
             state, transition = State(fields["State"]), TransitionCode(fields["Transition"])
         except ValueError:
@@ -288,8 +183,7 @@ class EccClient:
         return StateReply(state, transition, fields["ErrorCode"], fields["ErrorMessage"])
 
     async def _text(self, operation: str, timeout: float, **arguments: str) -> TextReply:
-        answer = await self._call(operation, timeout, **arguments)
-        fields = self._fields(operation, answer, "Text")
+        fields = await self._call(operation, timeout, **arguments)
         reply = TextReply(fields["ErrorCode"], fields["ErrorMessage"], fields["Text"])
         if reply.error_code != 0:
             kind = EccBusy if BUSY_MESSAGE.lower() in reply.error_message.lower() else EccRefused
@@ -420,12 +314,6 @@ class EccClient:
 
     async def server_exit(self) -> None:
         """Ask the server process to exit."""
-        answer = await self._call("ServerExit", self.state_timeout)
-        fields = self._fields("ServerExit", answer)
+        fields = await self._call("ServerExit", self.state_timeout)
         if fields["ErrorCode"] != 0:
             raise EccRefused(self.url, "ServerExit", fields["ErrorCode"], fields["ErrorMessage"])
-
-
-def _reason(exc: BaseException) -> str:
-    """A short reason for an exception, never empty."""
-    return str(exc) or type(exc).__name__

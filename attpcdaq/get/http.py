@@ -2,22 +2,22 @@
 
 gSOAP without keep-alive closes every connection after its answer, so a client
 pool only adds bookkeeping: each call here opens a connection, sends one POST,
-reads one answer and closes. h11 does the HTTP (status line, headers, a body by
-Content-Length, chunks or until the close); asyncio streams carry it. That costs
-about a third of the CPU of an aiohttp session per call, which matters when the
-engine polls hundreds of servers every second (bench/bench_engine.py (c)).
+collects the answer until the server closes (or its Content-Length is in) and
+closes. The answer is read by the standard library's own HTTP parser
+(``http.client.HTTPResponse``: status line, headers, a body by length, chunks or
+until the close). A bare ``asyncio.Protocol`` carries the bytes: about a quarter of
+an aiohttp session's CPU per call, and half of h11 over streams, which matters when
+the engine polls hundreds of servers every second (bench/bench_engine.py (c)).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import io
 import os
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-import h11
-from requests.structures import CaseInsensitiveDict
 
 __all__ = ["MAX_ANSWER_BYTES", "AnswerLost", "BadAnswer", "BadUrl", "CannotConnect",
            "HttpAnswer", "post"]
@@ -25,7 +25,9 @@ __all__ = ["MAX_ANSWER_BYTES", "AnswerLost", "BadAnswer", "BadUrl", "CannotConne
 #: Configure's answer holds every configuration file: megabytes at most. An answer
 #: past this is not from an ECC server, and reading it would only fill memory.
 MAX_ANSWER_BYTES = 64 * 2**20
-_READ_SIZE = 65536
+#: Status line and headers: gSOAP writes a few hundred bytes.
+MAX_HEAD_BYTES = 64 * 2**10
+_END_OF_HEAD = b"\r\n\r\n"
 
 
 class BadUrl(ValueError):
@@ -46,11 +48,11 @@ class BadAnswer(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
-    """An HTTP answer, with what zeep's SOAP binding reads of a ``requests.Response``."""
+    """An HTTP answer: its status, body, headers (names case-insensitive) and charset."""
 
     status_code: int
     content: bytes
-    headers: CaseInsensitiveDict
+    headers: http.client.HTTPMessage
     encoding: str | None
 
 
@@ -88,56 +90,113 @@ async def post(url: str, body: bytes, headers: dict[str, str]) -> HttpAnswer:
         As their names say; each message is one line, with the cause.
     """
     host, port, target = split_url(url)
+    head = "".join(f"{name}: {value}\r\n" for name, value in (
+        ("Host", f"{host}:{port}"), *headers.items(), ("Content-Length", str(len(body))),
+        ("Connection", "close")))
+    request = f"POST {target} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
+    loop = asyncio.get_running_loop()
+    answered = loop.create_future()
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        transport, _ = await loop.create_connection(
+            lambda: _Exchange(request, answered), host, port)
     except OSError as exc:
         raise CannotConnect(exc.errno, _os_reason(exc)) from None
     try:
-        http = h11.Connection(h11.CLIENT)
-        request = h11.Request(method="POST", target=target, headers=[
-            ("Host", f"{host}:{port}"), *headers.items(),
-            ("Content-Length", str(len(body))), ("Connection", "close")])
-        writer.write(http.send(request) + http.send(h11.Data(data=body))
-                     + http.send(h11.EndOfMessage()))
-        return await _answer(http, reader)
-    except h11.RemoteProtocolError as exc:
-        raise AnswerLost(_h11_reason(exc)) from None
-    except (ConnectionError, OSError) as exc:
-        raise AnswerLost(_os_reason(exc)) from None
+        return _parse(await answered)
     finally:
-        writer.close()
+        transport.close()
 
 
-async def _answer(http: h11.Connection, reader: asyncio.StreamReader) -> HttpAnswer:
-    response, chunks, size, received = None, [], 0, 0
-    while True:
-        event = http.next_event()
-        if event is h11.NEED_DATA:
-            data = await reader.read(_READ_SIZE)
-            if not data and response is None:
-                raise AnswerLost("closed amid the answer's head" if received
-                                 else "closed before the answer")
-            received += len(data)
-            http.receive_data(data)  # b"": the server closed, which may end the body
-        elif isinstance(event, h11.Response):
-            response = event
-        elif isinstance(event, h11.Data):
-            size += len(event.data)
-            if size > MAX_ANSWER_BYTES:
-                raise BadAnswer(f"answer larger than {MAX_ANSWER_BYTES >> 20} MiB")
-            chunks.append(event.data)
-        elif isinstance(event, h11.EndOfMessage):
-            break
-        elif isinstance(event, h11.ConnectionClosed):
-            raise AnswerLost("closed before the answer")
-        # h11.InformationalResponse (100 Continue): the real answer follows.
-    headers = CaseInsensitiveDict(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers)
-    encoding = headers.get("Content-Encoding", "identity").strip().lower()
+class _Exchange(asyncio.Protocol):
+    """Send one request; collect its answer until the close or its Content-Length."""
+
+    def __init__(self, request: bytes, answered: asyncio.Future) -> None:
+        self._request = request
+        self._answered = answered
+        self._buffer = bytearray()
+        self._expected: int | None = None  # head + Content-Length, once the head is in
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._expected is None and (end := self._buffer.find(_END_OF_HEAD)) >= 0:
+            self._expected = _length_after(self._buffer, end + len(_END_OF_HEAD))
+        limit = MAX_HEAD_BYTES if self._expected is None else MAX_ANSWER_BYTES
+        if len(self._buffer) > limit:
+            what = "head" if self._expected is None else "answer"
+            self._finish(BadAnswer(f"{what} larger than {limit:,} bytes"))
+        elif self._expected and len(self._buffer) >= self._expected:
+            self._finish(bytes(self._buffer))  # whole: no need to wait for the close
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._buffer.find(_END_OF_HEAD) < 0:
+            self._finish(AnswerLost(_os_reason(exc) if isinstance(exc, OSError)
+                                    else str(exc) or type(exc).__name__))
+        else:
+            self._finish(bytes(self._buffer))  # a reset after the answer loses nothing
+
+    def _finish(self, outcome: bytes | Exception) -> None:
+        if not self._answered.done():
+            if isinstance(outcome, Exception):
+                self._answered.set_exception(outcome)
+            else:
+                self._answered.set_result(outcome)
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _length_after(buffer: bytearray, body_start: int) -> int:
+    """Where the answer ends when it gives its Content-Length (0: read to the close)."""
+    for line in bytes(buffer[:body_start]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return body_start + int(value.strip())
+            except ValueError:
+                return 0  # the parser will say what is wrong with it
+    return 0
+
+
+class _Received:
+    """What ``http.client.HTTPResponse`` reads from: the bytes already received."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self._data)
+
+
+def _parse(data: bytes) -> HttpAnswer:
+    if not data:
+        raise AnswerLost("closed before the answer")
+    if data.find(_END_OF_HEAD) < 0:
+        raise AnswerLost("closed amid the answer's head")
+    response = http.client.HTTPResponse(_Received(data))
+    try:
+        response.begin()
+        content = response.read()
+    except http.client.BadStatusLine as exc:
+        line = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        raise AnswerLost(f"not an HTTP answer: {line.strip()!r}") from None
+    except http.client.IncompleteRead:
+        raise AnswerLost("answer cut short" + (" or badly chunked" if response.chunked
+                                               else "")) from None
+    except (http.client.HTTPException, ValueError) as exc:
+        raise AnswerLost(f"unreadable HTTP answer: {type(exc).__name__}: {exc}") from None
+    headers = response.msg
+    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
     if encoding != "identity":
         # Never asked for (no Accept-Encoding): reading it as XML would only mislead.
         raise BadAnswer(f"answer in {encoding!r} encoding, which was not asked for")
-    return HttpAnswer(response.status_code, b"".join(chunks), headers,
+    return HttpAnswer(response.status, content, headers,
                       _charset(headers.get("Content-Type", "")))
 
 
@@ -154,12 +213,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc.errno, int) and exc.errno > 0:
         return os.strerror(exc.errno)
     return " ".join((exc.strerror or str(exc)).split()) or type(exc).__name__
-
-
-def _h11_reason(exc: h11.RemoteProtocolError) -> str:
-    text = " ".join(str(exc).split())
-    if "without sending complete message body" in text:
-        return "answer cut short"
-    # h11 shows the offending bytes as bytearray(b'...'): the quoted repr is enough.
-    return re.sub(r"bytearray\((b(['\"]).*?\2)\)", lambda m: m.group(1)[1:], text) \
-        or "not an HTTP answer"

@@ -12,11 +12,12 @@ from attpcdaq.get import (
     ConfigId,
     EccClient,
     EccRefused,
-    EccSoapFault,
     EccUnreachable,
     Operation,
     State,
+    soap,
 )
+from attpcdaq.get.http import post
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 COBO0 = ConfigId("cobo0", "experiment", "experiment")
@@ -142,11 +143,17 @@ async def test_a_malformed_config_id_is_a_failed_transition_not_a_fault(server, 
     assert server.ecc.state == State.IDLE
 
 
-async def test_the_project_client_reads_the_emulators_fault(server, client):
-    # No sound request of EccClient draws a Fault, so add a header the server must refuse.
-    header = etree.Element("{urn:auth}Token", {f"{{{SOAP_ENV}}}mustUnderstand": "1"})
-    with pytest.raises(EccSoapFault, match="SOAP fault: header <Token> not understood"):
-        await client._call("GetState", 5, _soapheaders=[header])
+async def test_the_project_client_reads_the_emulators_fault(server):
+    # No sound request of EccClient draws a Fault, so add a header the server must refuse,
+    # and read the answer as the client does.
+    request = etree.fromstring(soap.request("GetState"))
+    header = etree.Element(f"{{{SOAP_ENV}}}Header")
+    etree.SubElement(header, "{urn:auth}Token", {f"{{{SOAP_ENV}}}mustUnderstand": "1"})
+    request.insert(0, header)
+    answer = await post(server.url, etree.tostring(request), {"Content-Type": "text/xml"})
+    assert answer.status_code == 500
+    with pytest.raises(soap.SoapFault, match="header <Token> not understood"):
+        soap.answer("GetState", answer.content)
 
 
 async def control(server, payload: str | dict) -> httpx.Response:
