@@ -268,13 +268,17 @@ class EccCoordinator:
                 known = self.info.transition_times
                 self._times = ({op: list(t) for op, t in known.items()} if known is not None
                                else await self.db.run(_read_times, self.info.pk))
-            await self.db.update_server(self.info.pk, is_transitioning=True,
-                                        transition=step.code.value,
-                                        transition_started=timezone.now())
-            if self._abandoned is not None:
-                raise asyncio.CancelledError  # abandoned before the call was made
-            self._step = asyncio.ensure_future(self.client.run_step(step, config, links))
-            reply, confirmed = await self._step
+            # The mark is written while the step is sent, not before: a hundred servers
+            # would otherwise wait for a hundred rows to be written before the first
+            # request left. The database thread writes it before anything after it.
+            marked = asyncio.ensure_future(self.db.update_server(
+                self.info.pk, is_transitioning=True, transition=step.code.value,
+                transition_started=timezone.now()))
+            try:
+                self._step = asyncio.ensure_future(self.client.run_step(step, config, links))
+                reply, confirmed = await self._step
+            finally:
+                await marked
         except asyncio.CancelledError:
             reason, task = self._abandoned, asyncio.current_task()
             if reason is None or (task is not None and task.cancelling()):
