@@ -107,6 +107,7 @@ class EccCoordinator:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._first_poll = asyncio.Event()
+        self._unexpected_said: str | None = None  # the last unexpected failure logged
 
     @property
     def name(self) -> str:
@@ -153,13 +154,23 @@ class EccCoordinator:
             try:
                 if self.busy is None:  # during our own transition its answer will tell
                     await self.refresh()
-            except Exception:  # a bug must not end polling; it is logged with its traceback
-                log.exception("polling %s failed unexpectedly", self.name)
+            except Exception as exc:  # a bug must not end polling
+                await self._unexpected(exc)
             finally:
                 self._first_poll.set()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_delay())
+
+    async def _unexpected(self, exc: Exception) -> None:
+        """Show a failure of polling itself (a bug, the database gone) as the server's
+        last error; its traceback is logged once, not every second."""
+        message = f"polling failed unexpectedly: {type(exc).__name__}: {exc}"
+        if message != self._unexpected_said:
+            self._unexpected_said = message
+            log.error("polling %s failed unexpectedly", self.name, exc_info=exc)
+        with contextlib.suppress(Exception):  # the database failing: the log is all there is
+            await self.record_error(message)
 
     async def refresh(self) -> StateReply | None:
         """Ask the server its state once and write what changed."""

@@ -60,6 +60,7 @@ class Engine:
         self.controller = Controller(self)
         self._fetched_configs: set[int] = set()
         self._unexpected_seen: set[str] = set()
+        self._unexpected_logged: set[str] = set()  # logged, maybe not yet shown
         self._tasks: list[asyncio.Task] = []
         self._started = timezone.now()
         self._stopped = False
@@ -135,8 +136,8 @@ class Engine:
     async def _claim(self, *, quick: bool) -> Command | None:
         try:
             return await self.db.claim_command(quick=quick)
-        except Exception:
-            log.exception("cannot read commands")
+        except Exception as exc:  # asked 100 times a second: shown once, not logged each time
+            await self._unexpected("reading the commands", exc)
             return None
 
     async def run_command(self, command: Command) -> None:
@@ -246,18 +247,23 @@ class Engine:
 
     async def _unexpected(self, what: str, exc: Exception) -> None:
         """A loop's unexpected failure (a bug, or the database gone): logged with its
-        traceback, and shown on the page once per distinct error."""
-        log.exception("%s failed unexpectedly", what)
+        traceback and shown on the page, once per distinct error."""
         message = f"{what} failed unexpectedly: {type(exc).__name__}: {exc}"
         if message in self._unexpected_seen:
             return
-        if len(self._unexpected_seen) >= 100:  # bounded: a flood says itself again later
+        if max(len(self._unexpected_seen), len(self._unexpected_logged)) >= 100:
+            # Bounded: a flood of distinct errors says itself again later.
             self._unexpected_seen.clear()
-        self._unexpected_seen.add(message)
+            self._unexpected_logged.clear()
+        if message not in self._unexpected_logged:
+            log.error("%s failed unexpectedly", what, exc_info=exc)
+            self._unexpected_logged.add(message)
+        self._unexpected_seen.add(message)  # before the write: two loops may fail at once
         try:
             await self.db.event("error", "engine", message)
         except Exception:  # the database itself failing: the log above is all there is
-            self._unexpected_seen.discard(message)  # say it once it can be written
+            # Said on the page once it can be written (and not logged again meanwhile).
+            self._unexpected_seen.discard(message)
 
     def _on_change(self, coord: EccCoordinator, reply: StateReply | None,
                    previous: State | None) -> None:

@@ -265,3 +265,40 @@ async def test_an_unexpected_failure_in_a_loop_is_shown_once(system):
         source="engine", level="error").values_list("message", flat=True)))()
     assert messages == ["checking the data routers and filing failed unexpectedly: "
                         "RuntimeError: boom ☢"]
+
+
+async def test_commands_that_cannot_be_read_are_shown_once_and_then_run(system):
+    group, servers, engine = await system(1)
+    claim, calls = engine.db.claim_command, []
+
+    async def broken(*, quick: bool):  # stands for the database refusing the query
+        calls.append(quick)
+        raise RuntimeError("no such table: daq_command")
+
+    engine.db.claim_command = broken
+    await wait_for(lambda: len(calls) >= 10 or None, 10, "several claims")
+    engine.db.claim_command = claim
+    messages = await sync_to_async(lambda: list(Event.objects.filter(
+        source="engine", level="error").values_list("message", flat=True)))()
+    assert messages == ["reading the commands failed unexpectedly: "
+                        "RuntimeError: no such table: daq_command"]
+    assert (await run_command("described")).status == "done"
+
+
+async def test_a_poll_that_fails_unexpectedly_is_the_servers_last_error(system, caplog):
+    group, servers, engine = await system(1)
+    coord, calls = engine.coordinators[servers[0].pk], []
+
+    async def broken():  # stands for a bug in one poll
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    coord.refresh = broken
+    coord.settings.interval = 0.05
+    await wait_for(lambda: len(calls) >= 5 or None, 10, "several polls")
+    row = await wait_for(lambda: ECCServer.objects.filter(
+        pk=servers[0].pk, last_error="polling failed unexpectedly: RuntimeError: boom").first(),
+        what="the failure shown on the server")
+    assert row.last_error_at is not None
+    logged = [r for r in caplog.records if "polling" in r.getMessage() and r.exc_info]
+    assert len(logged) == 1  # the traceback once, not once a poll
