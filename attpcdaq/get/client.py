@@ -135,7 +135,10 @@ class EccClient:
         """Call one SOAP operation and map every failure to an :class:`EccError`."""
         if self._closed:
             raise RuntimeError("the ECC client has been closed")
-        body = soap.request(operation, **arguments)
+        try:
+            body = soap.request(operation, **arguments)
+        except ValueError as exc:  # a control character, say, which XML cannot carry
+            raise EccProtocolError(self.url, f"{operation}: cannot be sent: {exc}") from None
         try:
             async with asyncio.timeout(timeout):
                 reply = await http.post(self.url, body, _HEADERS)

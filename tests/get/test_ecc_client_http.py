@@ -247,3 +247,13 @@ async def test_a_url_that_is_not_http(url, detail):
         with pytest.raises(EccUnreachable) as info:
             await ecc.get_state()
     assert info.value.detail == detail
+
+
+async def test_an_argument_xml_cannot_carry_is_refused_before_anything_is_sent(serve):
+    connections = []
+    url = await serve(keep_alive(connections))
+    async with EccClient(url) as ecc:
+        with pytest.raises(EccProtocolError, match="Special: cannot be sent: All strings"):
+            await ecc.special("write\x01", "")
+        assert (await ecc.get_state()).state == State.IDLE  # the client goes on
+    assert len(connections) == 1  # only the GetState's
