@@ -119,7 +119,7 @@ async def select_configs() -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo until interrupted."""
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="attpcdaq-demo-"))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # as settings makes DATA_DIR
     os.environ["ATTPCDAQ_DATA_DIR"] = str(data_dir.resolve())
     os.environ.setdefault("ATTPCDAQ_TRANSITION_TIMEOUT", "30")
     from .runtime import setup_django

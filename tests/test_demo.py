@@ -85,6 +85,7 @@ def demo(tmp_path):
 
 def test_a_demo_run_leaves_filed_graw_files_and_config_backups(demo):
     assert demo.login.startswith("demo / ")
+    assert demo.data_dir.stat().st_mode & 0o777 == 0o700  # its database and secret key
     assert demo.command("ready")["status"] == "done"
     started = demo.command("running")
     assert (started["status"], started["error"]) == ("done", "")

@@ -90,8 +90,9 @@ async def post(url: str, body: bytes, headers: dict[str, str]) -> HttpAnswer:
         As their names say; each message is one line, with the cause.
     """
     host, port, target = split_url(url)
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     head = "".join(f"{name}: {value}\r\n" for name, value in (
-        ("Host", f"{host}:{port}"), *headers.items(), ("Content-Length", str(len(body))),
+        ("Host", authority), *headers.items(), ("Content-Length", str(len(body))),
         ("Connection", "close")))
     request = f"POST {target} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
     loop = asyncio.get_running_loop()
