@@ -106,8 +106,10 @@ TEMPLATES = [
 ]
 
 if url := os.environ.get("ATTPCDAQ_DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(url, conn_max_age=60,
-                                                  conn_health_checks=True)}
+    # No persistent connections for the web: under ASGI each request may run on a new
+    # thread, whose connection would never be closed (Django's "Persistent connections").
+    # The engine keeps its one connection itself (engine/database.py).
+    DATABASES = {"default": dj_database_url.parse(url)}
 else:
     DATABASES = {
         "default": {
@@ -120,10 +122,6 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            # Kept for a minute, not opened per query: the engine asks for commands 100
-            # times a second, and each new connection costs its PRAGMAs and functions.
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
             # A file, not memory: the engine's database thread must see the tests' data.
             "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
         }

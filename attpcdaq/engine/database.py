@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -197,9 +197,27 @@ def _settle(future: asyncio.Future, task: asyncio.Future) -> None:
 
 
 def _with_connection(function, *args, **kwargs):
-    # Drops a connection the server closed or that errored, as a request would.
-    close_old_connections()
+    _drop_if_unusable()
     return function(*args, **kwargs)
+
+
+def _drop_if_unusable() -> None:
+    """Keep the thread's connection for the engine's life; drop it only when it errored
+    and no longer answers (the database restarted), as a request would drop it.
+
+    Not ``close_old_connections``: the settings keep no connection (CONN_MAX_AGE 0, as
+    Django asks under ASGI, for the web's threads), so it would close this one after
+    every query, and the engine asks for commands 100 times a second.
+    """
+    if connection.connection is None:
+        return
+    if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
+        connection.close()  # left inside a transaction by a failure: start clean
+    elif connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
 
 
 def _servers() -> list[ServerInfo]:

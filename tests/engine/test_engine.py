@@ -302,3 +302,24 @@ async def test_a_poll_that_fails_unexpectedly_is_the_servers_last_error(system, 
     assert row.last_error_at is not None
     logged = [r for r in caplog.records if "polling" in r.getMessage() and r.exc_info]
     assert len(logged) == 1  # the traceback once, not once a poll
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="a connection cut by the server: PostgreSQL (make test runs it)")
+async def test_the_engine_reconnects_when_the_database_cuts_its_connection(system):
+    group, servers, engine = await system(1)
+
+    def backend_pid() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    before = await engine.db.run(backend_pid)
+
+    def cut() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [before])
+
+    await sync_to_async(cut)()
+    assert (await run_command("described")).status == "done"
+    assert await engine.db.run(backend_pid) != before  # a new connection, one for the engine
