@@ -25,7 +25,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile
-	scripts/with-postgres $(BIN)/pytest -n 2 --dist loadfile tests/engine tests/daq
+	scripts/with-postgres $(BIN)/pytest -n 2 --dist loadfile tests/daq tests/engine
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
