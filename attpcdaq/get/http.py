@@ -5,9 +5,10 @@ pool only adds bookkeeping: each call here opens a connection, sends one POST,
 collects the answer until the server closes (or its Content-Length is in) and
 closes. The answer is read by the standard library's own HTTP parser
 (``http.client.HTTPResponse``: status line, headers, a body by length, chunks or
-until the close). A bare ``asyncio.Protocol`` carries the bytes: about a quarter of
-an aiohttp session's CPU per call, and half of h11 over streams, which matters when
-the engine polls hundreds of servers every second (bench/bench_engine.py (c)).
+until the close). A bare ``asyncio.Protocol`` carries the bytes, with less CPU per
+call than an aiohttp session or h11 over streams (measured here: 0.30 ms against 0.36
+for h11, connection included), which matters when the engine polls hundreds of servers
+every second (bench/bench_engine.py (c)).
 """
 
 from __future__ import annotations
@@ -48,12 +49,11 @@ class BadAnswer(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
-    """An HTTP answer: its status, body, headers (names case-insensitive) and charset."""
+    """An HTTP answer: its status, body and headers (names case-insensitive)."""
 
     status_code: int
     content: bytes
     headers: http.client.HTTPMessage
-    encoding: str | None
 
 
 def split_url(url: str) -> tuple[str, int, str]:
@@ -197,16 +197,7 @@ def _parse(data: bytes) -> HttpAnswer:
     if encoding != "identity":
         # Never asked for (no Accept-Encoding): reading it as XML would only mislead.
         raise BadAnswer(f"answer in {encoding!r} encoding, which was not asked for")
-    return HttpAnswer(response.status, content, headers,
-                      _charset(headers.get("Content-Type", "")))
-
-
-def _charset(content_type: str) -> str | None:
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
+    return HttpAnswer(response.status, content, headers)
 
 
 def _os_reason(exc: OSError) -> str:
