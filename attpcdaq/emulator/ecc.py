@@ -276,8 +276,7 @@ class EmulatedEcc:
             await self._release.wait()
             return self._failed(step, f"{step.operation} hung and was released by the "
                                 "emulator")
-        # The configuration is read first, as the real server loads it before it works
-        # the boards; the failure is still answered when the step's time is over.
+        # Read first, as the real server loads its configuration; failures answer at the end.
         try:
             accepted, failure = self._check(step, config_id, table), None
         except _StepFailed as exc:
