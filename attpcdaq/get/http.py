@@ -49,11 +49,10 @@ class BadAnswer(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
-    """An HTTP answer: its status, body and headers (names case-insensitive)."""
+    """An HTTP answer: its status and body."""
 
     status_code: int
     content: bytes
-    headers: http.client.HTTPMessage
 
 
 def split_url(url: str) -> tuple[str, int, str]:
@@ -192,12 +191,11 @@ def _parse(data: bytes) -> HttpAnswer:
                                                else "")) from None
     except (http.client.HTTPException, ValueError) as exc:
         raise AnswerLost(f"unreadable HTTP answer: {type(exc).__name__}: {exc}") from None
-    headers = response.msg
-    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
     if encoding != "identity":
         # Never asked for (no Accept-Encoding): reading it as XML would only mislead.
         raise BadAnswer(f"answer in {encoding!r} encoding, which was not asked for")
-    return HttpAnswer(response.status, content, headers)
+    return HttpAnswer(response.status, content)
 
 
 def _os_reason(exc: OSError) -> str:
