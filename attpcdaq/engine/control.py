@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from attpcdaq.daq.models import Command, DataRouter, ECCServer, RunMetadata
+from attpcdaq.daq.models.hardware import data_link_sets
 from attpcdaq.get import (
+    ConfigId,
     EccError,
     EccIgnored,
     EccTimeout,
@@ -412,7 +414,8 @@ def _phases(steps: dict[EccCoordinator, Step]) -> list[dict[EccCoordinator, Step
 
 def _transition_args(pks: list[int]):
     """The configuration set and data links of each server, by primary key."""
-    servers = (ECCServer.objects.select_related("selected_config")
-               .prefetch_related("data_sources__data_router").filter(pk__in=pks))
-    return {s.pk: (s.selected_config.to_get() if s.selected_config else None, s.data_link_set())
-            for s in servers}
+    links = data_link_sets(pks)
+    return {pk: (ConfigId(*config) if config[0] is not None else None, links[pk])
+            for pk, *config in ECCServer.objects.filter(pk__in=pks).values_list(
+                "pk", "selected_config__describe", "selected_config__prepare",
+                "selected_config__configure")}

@@ -167,17 +167,7 @@ class ECCServer(Excludable):
 
     def data_link_set(self) -> get.DataLinkSet:
         """Every link from this server's data sources to their routers."""
-        links = []
-        # Sorted here, not by the query, so that a prefetch of data_sources serves it.
-        def key(source: DataSource) -> tuple[str, str]:
-            return source.name, source.data_router.name if source.data_router else ""
-
-        for source in sorted(self.data_sources.all(), key=key):
-            if source.data_router is not None:
-                router = source.data_router
-                links.append(get.DataLink(source.name, router.name, router.ip_address,
-                                          router.port, router.connection_type))
-        return get.DataLinkSet(tuple(links))
+        return data_link_sets([self.pk])[self.pk]
 
     def get_data_link_xml_from_clients(self) -> str:
         """The ``<DataLinkSet>`` of this server's data sources (see :mod:`attpcdaq.get`)."""
@@ -351,3 +341,18 @@ class DataSource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def data_link_sets(server_pks: list[int]) -> dict[int, get.DataLinkSet]:
+    """The :meth:`ECCServer.data_link_set` of each server, by primary key, in one query:
+    a system-wide transition reads them for a hundred servers before its first request."""
+    rows: dict[int, list[tuple]] = {pk: [] for pk in server_pks}
+    for pk, *link in (DataSource.objects.filter(ecc_server_id__in=server_pks,
+                                                data_router__isnull=False)
+                      .values_list("ecc_server_id", "name", "data_router__name",
+                                   "data_router__ip_address", "data_router__port",
+                                   "data_router__connection_type")):
+        rows[pk].append(link)
+    # Sorted here, by sender then router, not by the database's collation.
+    return {pk: get.DataLinkSet(tuple(get.DataLink(*link) for link in sorted(
+        links, key=lambda link: (link[0], link[1])))) for pk, links in rows.items()}
