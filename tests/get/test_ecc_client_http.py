@@ -195,7 +195,11 @@ async def test_an_answer_chunked_or_ended_by_the_close_is_read(serve):
                + b"".join(b"%x\r\n%s\r\n" % (len(part), part)
                           for part in (ANSWER[:100], ANSWER[100:])) + b"0\r\n\r\n")
     until_close = b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n" + ANSWER
-    for answer in (chunked, until_close):
+    # "100 Continue" first (gSOAP sends it only when asked, but a proxy may), and bytes
+    # after a whole answer, which are not read.
+    continued = b"HTTP/1.1 100 Continue\r\n\r\n" + head() + ANSWER
+    trailing = head() + ANSWER + b"\x00garbage that is not HTTP"
+    for answer in (chunked, until_close, continued, trailing):
         async def handle(reader, writer, answer=answer):
             await read_request(reader)
             writer.write(answer)
@@ -209,10 +213,13 @@ async def test_an_answer_chunked_or_ended_by_the_close_is_read(serve):
 @pytest.mark.parametrize(("extra", "reason"), [
     ("Content-Encoding: gzip\r\n", "answer in 'gzip' encoding, which was not asked for"),
     ("", f"answer larger than {len(ANSWER) - 1:,} bytes"),
+    ("X-Padding: " + "x" * 300 + "\r\n", "head larger than 200 bytes"),
 ])
 async def test_an_answer_no_ecc_server_gives_is_malformed(serve, monkeypatch, extra, reason):
     if not extra:
         monkeypatch.setattr("attpcdaq.get.http.MAX_ANSWER_BYTES", len(ANSWER) - 1)
+    if extra.startswith("X-Padding"):
+        monkeypatch.setattr("attpcdaq.get.http.MAX_HEAD_BYTES", 200)
 
     async def handle(reader, writer):
         await read_request(reader)
