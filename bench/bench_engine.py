@@ -89,7 +89,7 @@ async def system_describe(count: int, seconds: float) -> list[float]:
     from attpcdaq.daq import services
     from attpcdaq.daq.models import Command, ECCServer
     from attpcdaq.engine.supervisor import Engine
-    from attpcdaq.runtime import engine_settings
+    from attpcdaq.runtime import engine_settings, freeze_startup_objects
 
     async def outcome(target: str) -> Command:
         command = await sync_to_async(services.request_transition)(None, target)
@@ -105,6 +105,7 @@ async def system_describe(count: int, seconds: float) -> list[float]:
 
     engine = Engine(engine_settings())
     await engine.start()
+    freeze_startup_objects()  # as `attpcdaq engine` does once started
     try:
         online = sync_to_async(lambda: ECCServer.objects.filter(is_online=True).count())
         while await online() < count:

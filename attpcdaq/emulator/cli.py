@@ -27,6 +27,7 @@ from pathlib import Path
 from setproctitle import setproctitle
 
 from ..get.states import Operation
+from ..runtime import freeze_startup_objects
 from .datapath import DataSettings
 from .ecc import DEFAULT_TRANSITION_SECONDS, EmulatedEcc, parse_transition_seconds
 from .router import add_router_parser
@@ -162,6 +163,8 @@ async def _serve(group: EccEmulatorGroup) -> int:
             host = f"[{server.host}]" if ":" in server.host else server.host
             print(f"listening on {host}:{server.port}")
         sys.stdout.flush()
+        # The real server is C++: no collector pauses its answers; ours should not either.
+        freeze_startup_objects()
         all_gone = asyncio.ensure_future(group.wait_stopped())
         signalled = asyncio.ensure_future(stop.wait())
         await asyncio.wait({all_gone, signalled}, return_when=asyncio.FIRST_COMPLETED)

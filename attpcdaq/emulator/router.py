@@ -50,6 +50,7 @@ from pathlib import Path
 from setproctitle import setproctitle
 
 from ..get.graw import GrawError, decode_frame, frame_length
+from ..runtime import freeze_startup_objects
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
@@ -434,6 +435,7 @@ async def _serve(router: DataRouterEmulator) -> int:
     async with router:
         host = f"[{router.host}]" if ":" in router.host else router.host
         print(f"listening on {host}:{router.port}", flush=True)
+        freeze_startup_objects()  # as in `emulate ecc`: the real one has no collector
         await stop.wait()
     log.info("dataRouter: stopped after %s", router.stats)
     return 0

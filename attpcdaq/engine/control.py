@@ -278,11 +278,6 @@ class Controller:
         for phase in _phases(steps):
             if failures and not _ENDING & {s.operation for s in phase.values()}:
                 break  # the trigger is not configured or started after a board failed
-            for step in set(phase.values()):
-                pks = [c.info.pk for c, s in phase.items() if s == step]
-                await self.db.update_servers(pks, is_transitioning=True,
-                                             transition=step.code.value,
-                                             target_state=step.target.value)
             results = await asyncio.gather(*(
                 c.transition(s, *args[c.info.pk]) for c, s in phase.items()),
                 return_exceptions=True)

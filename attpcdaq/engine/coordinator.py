@@ -284,7 +284,7 @@ class EccCoordinator:
             # request left. The database thread writes it before anything after it.
             marked = asyncio.ensure_future(self.db.update_server(
                 self.info.pk, is_transitioning=True, transition=step.code.value,
-                transition_started=timezone.now()))
+                target_state=step.target.value, transition_started=timezone.now()))
             try:
                 self._step = asyncio.ensure_future(self.client.run_step(step, config, links))
                 reply, confirmed = await self._step

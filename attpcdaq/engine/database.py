@@ -92,10 +92,6 @@ class EngineDatabase:
         task = asyncio.ensure_future(self.run(_update_servers, pending))
         task.add_done_callback(functools.partial(_settle, done))
 
-    async def update_servers(self, pks: list[int], **fields: Any) -> None:
-        """Write the same fields on several servers in one query."""
-        await self.run(lambda: ECCServer.objects.filter(pk__in=pks).update(**fields))
-
     # Events --------------------------------------------------------------------
     async def event(self, level: str, source: str, message: str, run_id: int | None = None):
         """Record an event for the page and log it."""
@@ -115,6 +111,11 @@ class EngineDatabase:
         self._last_beat = beaten
 
     # Commands ------------------------------------------------------------------
+    async def pending_kinds(self) -> set[str]:
+        """The kinds of the commands waiting to be claimed (usually none): one
+        precompiled query."""
+        return await self.run(_pending_kinds)
+
     async def claim_command(self, *, quick: bool) -> Command | None:
         """Take the oldest pending command, marking it running; None when none waits.
 

@@ -31,7 +31,8 @@ class EngineSettings:
     """Timing of the engine's loops."""
 
     poll: PollSettings = field(default_factory=PollSettings)
-    command_interval: float = 0.02
+    #: How often the database is asked whether commands wait (one query for all kinds).
+    command_interval: float = 0.01
     reload_interval: float = 5.0
     #: ATTPCDAQ_HEARTBEAT_INTERVAL: the web side reads a beat older than
     #: ATTPCDAQ_ENGINE_STALE_AFTER as "the engine is not running".
@@ -62,6 +63,9 @@ class Engine:
         self._unexpected_seen: set[str] = set()
         self._unexpected_logged: set[str] = set()  # logged, maybe not yet shown
         self._tasks: list[asyncio.Task] = []
+        # Set by _watch_commands when a command of that kind waits to be claimed.
+        self._transition_waiting = asyncio.Event()
+        self._quick_waiting = asyncio.Event()
         self._started = timezone.now()
         self._stopped = False
 
@@ -76,7 +80,8 @@ class Engine:
         await asyncio.gather(*(c.wait_first_poll() for c in self.coordinators.values()))
         await self.keeper.recover()
         await self._beat()
-        for loop in (self._command_loop, self._quick_command_loop, self._reload_loop,
+        for loop in (self._watch_commands, self._command_loop, self._quick_command_loop,
+                     self._reload_loop,
                      self._heartbeat_loop, self._router_loop, self._stop_waits_loop,
                      self._timed_loop):
             self._tasks.append(asyncio.create_task(loop(), name=loop.__name__))
@@ -115,23 +120,40 @@ class Engine:
         coord.start()
 
     # Loops ------------------------------------------------------------------------
+    async def _watch_commands(self) -> None:
+        """Ask every ``command_interval`` whether commands wait, and wake the loop that
+        runs their kind: one query serves both loops, so the interval can be short."""
+        while True:
+            try:
+                kinds = await self.db.pending_kinds()
+            except Exception as exc:  # asked 100 times a second: shown once, not each time
+                await self._unexpected("reading the commands", exc)
+                kinds = set()
+            if any(kind in QUICK for kind in kinds):
+                self._quick_waiting.set()
+            if any(kind not in QUICK for kind in kinds):
+                self._transition_waiting.set()
+            await asyncio.sleep(self.settings.command_interval)
+
     async def _command_loop(self) -> None:
         """Run transitions one at a time, in the order they were asked."""
         while True:
+            await self._transition_waiting.wait()
+            self._transition_waiting.clear()
             command = await self._claim(quick=False)
-            if command is None:
-                await asyncio.sleep(self.settings.command_interval)
-            else:
+            if command is not None:
                 await self.run_command(command)
+                self._transition_waiting.set()  # the next may be waiting already
 
     async def _quick_command_loop(self) -> None:
         """Run quick reads (configuration lists, logs) at once, beside transitions."""
         while True:
+            await self._quick_waiting.wait()
+            self._quick_waiting.clear()
             command = await self._claim(quick=True)
-            if command is None:
-                await asyncio.sleep(self.settings.command_interval)
-            else:
+            if command is not None:
                 self._spawn(self.run_command(command))
+                self._quick_waiting.set()
 
     async def _claim(self, *, quick: bool) -> Command | None:
         try:

@@ -267,22 +267,28 @@ async def test_an_unexpected_failure_in_a_loop_is_shown_once(system):
                         "RuntimeError: boom ☢"]
 
 
-async def test_commands_that_cannot_be_read_are_shown_once_and_then_run(system):
+@pytest.mark.parametrize("broken_read", ["pending_kinds", "claim_command"])
+async def test_commands_that_cannot_be_read_are_shown_once_and_then_run(system, broken_read):
+    # pending_kinds: the question asked 100 times a second, whether commands wait;
+    # claim_command: taking the one that waits.
     group, servers, engine = await system(1)
-    claim, calls = engine.db.claim_command, []
+    read, calls = getattr(engine.db, broken_read), []
 
-    async def broken(*, quick: bool):  # stands for the database refusing the query
-        calls.append(quick)
+    async def broken(**_):  # stands for the database refusing the query
+        calls.append(1)
         raise RuntimeError("no such table: daq_command")
 
-    engine.db.claim_command = broken
-    await wait_for(lambda: len(calls) >= 10 or None, 10, "several claims")
-    engine.db.claim_command = claim
+    setattr(engine.db, broken_read, broken)
+    command = await sync_to_async(queue)("described")  # for claim_command to be asked
+    await wait_for(lambda: len(calls) >= 10 or None, 10, "several reads")
+    setattr(engine.db, broken_read, read)
+    done = await wait_for(lambda: Command.objects.filter(
+        pk=command.pk, status__in=["done", "failed"]).first(), what="the command, run")
+    assert done.status == "done", done.error
     messages = await sync_to_async(lambda: list(Event.objects.filter(
         source="engine", level="error").values_list("message", flat=True)))()
     assert messages == ["reading the commands failed unexpectedly: "
                         "RuntimeError: no such table: daq_command"]
-    assert (await run_command("described")).status == "done"
 
 
 async def test_a_poll_that_fails_unexpectedly_is_the_servers_last_error(system, caplog):
