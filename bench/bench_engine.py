@@ -214,6 +214,8 @@ def main() -> None:
             ratios = asyncio.run(system_describe(100, 1.0))
         print("    the protocol alone (a bare client, Describe + GetState on all at once): "
               f"{median_and_range(floor)}")
+        share = statistics.median(ratios) - statistics.median(floor)
+        print(f"    the engine's own share: {share:+.3f} (the medians' difference)")
         print(f"(a) system-wide Describe, 100 servers, 1 s transitions: ratio "
               f"{median_and_range(ratios)} over {ROUNDS} (target <= 1.1)", flush=True)
     elif args.only == "b":
