@@ -346,7 +346,7 @@ class DataSource(models.Model):
 def data_link_sets(server_pks: list[int]) -> dict[int, get.DataLinkSet]:
     """The :meth:`ECCServer.data_link_set` of each server, by primary key, in one query:
     a system-wide transition reads them for a hundred servers before its first request."""
-    rows: dict[int, list[tuple]] = {pk: [] for pk in server_pks}
+    rows: dict[int, list[list]] = {pk: [] for pk in server_pks}
     for pk, *link in (DataSource.objects.filter(ecc_server_id__in=server_pks,
                                                 data_router__isnull=False)
                       .values_list("ecc_server_id", "name", "data_router__name",
