@@ -27,7 +27,8 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from . import runmeta
-from .models import Experiment, LogEntry, Measurement, Observable, RunMetadata
+from .logbook import export_entries
+from .models import Experiment, Measurement, Observable, RunMetadata
 
 #: What starts a formula in Excel or LibreOffice (and tab or CR, which some read so).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -148,21 +149,8 @@ def sheet_csv(experiment: Experiment) -> str:
 
 
 def logbook_entries(experiment: Experiment) -> list[dict]:
-    """The experiment's logbook (``logbook.export_entries``, when the logbook exists;
-    else its entries read here: those on its runs, and those on no run)."""
-    try:
-        from .logbook import export_entries
-    except ImportError:
-        export_entries = None
-    if export_entries is not None:
-        return export_entries(experiment)
-    entries = (LogEntry.objects.filter(run__experiment=experiment) |
-               LogEntry.objects.filter(run=None)).select_related("author", "run",
-                                                                  "confirmed_by")
-    return [{"time": e.time, "author": _user(e.author) or None,
-             "run": e.run.run_number if e.run else None, "text": e.text,
-             "drafted": e.drafted, "confirmed_by": _user(e.confirmed_by) or None,
-             "confirmed_at": e.confirmed_at} for e in entries.order_by("time", "pk")]
+    """The experiment's logbook, oldest first (see ``logbook.export_entries``)."""
+    return export_entries(experiment)
 
 
 def _logbook_cell(value) -> str:
