@@ -170,11 +170,6 @@ class BoardStreamer:
         self._stopping = asyncio.Event()
 
     @property
-    def connected(self) -> bool:
-        """Whether the links to the routers are open (between Configure and Breakup)."""
-        return bool(self._writers)
-
-    @property
     def running(self) -> bool:
         """Whether the boards are sending events."""
         return bool(self._tasks)

@@ -104,7 +104,6 @@ class EccCoordinator:
         self._times: dict[str, list[float]] | None = None  # transition_times, once read
         self._on_change = on_change
         self._written = _Written()
-        self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._first_poll = asyncio.Event()
         self._unexpected_said: str | None = None  # the last unexpected failure logged
@@ -130,10 +129,6 @@ class EccCoordinator:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.client.aclose()
 
-    def poke(self) -> None:
-        """Poll now rather than at the next interval."""
-        self._wake.set()
-
     async def wait_first_poll(self) -> None:
         """Wait until the first poll has answered or failed."""
         await self._first_poll.wait()
@@ -158,9 +153,7 @@ class EccCoordinator:
                 await self._unexpected(exc)
             finally:
                 self._first_poll.set()
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._next_delay())
+            await asyncio.sleep(self._next_delay())
 
     async def _unexpected(self, exc: Exception) -> None:
         """Show a failure of polling itself (a bug, the database gone) as the server's

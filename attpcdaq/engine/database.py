@@ -146,17 +146,6 @@ class EngineDatabase:
         """The open run of the active experiment, if any."""
         return await self.run(_open_run)
 
-    async def reserve_run(self, configs: dict[str, str],
-                          coverage: dict | None = None) -> RunMetadata:
-        """Create the next run of the active experiment, in one transaction.
-
-        Raises
-        ------
-        RuntimeError
-            When there is no active experiment or a run is already open.
-        """
-        return await self.run(_reserve_run, configs, coverage)
-
     async def update_run(self, pk: int, **fields: Any) -> None:
         """Write the given fields of a run."""
         await self.run(lambda: RunMetadata.objects.filter(pk=pk).update(**fields))
@@ -174,14 +163,15 @@ class EngineDatabase:
     async def reserve_run_with_loaded(self, configs: dict[str, str], pks: list[int],
                                       coverage: dict | None = None, options: dict | None = None,
                                       user_id: int | None = None) -> RunMetadata:
-        """:meth:`reserve_run`, with each server's loaded configuration copied onto the
-        run and what the Start was given (``options``: title, class, comment, limits,
-        auto_restart; who asked) written on it, in the same transaction.
+        """Create the next run of the active experiment, with each server's loaded
+        configuration copied onto it and what the Start was given (``options``: title,
+        class, comment, limits, auto_restart; who asked) written on it, in one
+        transaction.
 
         Raises
         ------
         RuntimeError
-            As :meth:`reserve_run`.
+            When there is no active experiment or a run is already open.
         """
         return await self.run(_reserve_run_with_loaded, configs, pks, coverage, options or {},
                               user_id)

@@ -54,10 +54,6 @@ class _ConfigFiles(models.Model):
         """The files' names, sorted."""
         return [f["filename"] for f in self.file_list]
 
-    @property
-    def total_chars(self) -> int:
-        """The characters of every file's text."""
-        return sum(len(f["text"]) for f in self.file_list)
 
 
 class LoadedConfig(_ConfigFiles):
