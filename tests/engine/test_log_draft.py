@@ -81,10 +81,6 @@ async def one_run(user: User, **options) -> RunMetadata:
                           .first(), 20, "the run filed")
 
 
-def draft_of(run: RunMetadata) -> LogEntry:
-    return LogEntry.objects.get(run=run, drafted=True)
-
-
 async def test_the_draft_names_what_changed_between_two_runs(rig, configs):
     # Seeded by a migration, but a transactional test before this one flushed them.
     for name in ("Beam", "Pulser"):
