@@ -15,7 +15,9 @@ library's ``http.client`` parser over this protocol 0.30 (its header parsing alo
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -96,26 +98,152 @@ async def post(url: str, body: bytes, headers: dict[str, str]) -> HttpAnswer:
     request = f"POST {target} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
     loop = asyncio.get_running_loop()
     answered = loop.create_future()
-    try:
-        transport, _ = await loop.create_connection(
-            lambda: _Exchange(request, answered), host, port)
-    except OSError as exc:
-        raise CannotConnect(exc.errno, _os_reason(exc)) from None
+    exchange = _Exchange(answered)
+    addresses = _numeric_address(host, port) or await _resolve(loop, host, port)
+    call = _Call(loop, addresses, request, exchange)
     try:
         return await answered
     finally:
-        transport.close()
+        call.close()
 
 
-class _Exchange(asyncio.Protocol):
-    """Send one request; read its answer with httptools as it comes, until it is whole
-    or the server closes."""
+def _numeric_address(host: str, port: int) -> list[tuple[int, tuple]] | None:
+    """The address of a host written as digits (as the ECC servers' are): no lookup."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return [(family, (host, port))]
+    return None
 
-    def __init__(self, request: bytes, answered: asyncio.Future) -> None:
-        self._request = request
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str,
+                   port: int) -> list[tuple[int, tuple]]:
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CannotConnect(exc.errno, _os_reason(exc)) from None
+    return [(family, address) for family, _, _, _, address in infos]
+
+
+class _Call:
+    """One request on a socket of its own, driven by the event loop's reader and writer
+    callbacks rather than a transport.
+
+    For the CPU, and so that a request leaves as soon as it is made: the connect is
+    tried and the request sent in the same step (on a LAN or loopback the handshake is
+    over by then), so a hundred servers' requests leave one by one instead of all
+    after the hundredth connect (bench/bench_engine.py (a)). Where the handshake is
+    not over, the send waits for the socket to be writable. Each address a name
+    resolves to is tried in turn.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, tuple]],
+                 request: bytes, exchange: _Exchange) -> None:
+        self._loop = loop
+        self._addresses = list(addresses)
+        self._unsent = memoryview(request)
+        self._exchange = exchange
+        self._sock: socket.socket | None = None
+        self._connected = False
+        self._writing = self._reading = False
+        self._connect_failure: OSError | None = None
+        exchange.close = self.close
+        self._connect_next()
+
+    def _connect_next(self) -> None:
+        while self._addresses:
+            family, address = self._addresses.pop(0)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                error = sock.connect_ex(address)
+            except OSError as exc:
+                error = exc.errno
+            if error in (0, errno.EINPROGRESS):
+                self._sock = sock
+                self._send()
+                return
+            sock.close()
+            self._connect_failure = OSError(error, os.strerror(error))
+        failure = self._connect_failure or OSError(errno.EHOSTUNREACH, "no address")
+        self._exchange.fail(CannotConnect(failure.errno, _os_reason(failure)))
+
+    def _send(self) -> None:
+        if not self._connected:
+            error = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:  # refused, unreachable: the next address, if any
+                self._drop_socket()
+                self._connect_failure = OSError(error, os.strerror(error))
+                self._connect_next()
+                return
+        try:
+            sent = self._sock.send(self._unsent)
+        except (BlockingIOError, InterruptedError):
+            sent = 0  # still connecting, or the server is not reading yet
+        except OSError as exc:
+            if not self._connected:
+                self._drop_socket()
+                self._connect_failure = exc
+                self._connect_next()
+            else:
+                self._exchange.connection_lost(exc)
+            return
+        if sent and not self._connected:
+            self._connected = True
+            self._loop.add_reader(self._sock.fileno(), self._receive)
+            self._reading = True
+        self._unsent = self._unsent[sent:]
+        if self._unsent and not self._writing:
+            self._loop.add_writer(self._sock.fileno(), self._send)
+            self._writing = True
+        elif not self._unsent and self._writing:
+            self._loop.remove_writer(self._sock.fileno())
+            self._writing = False
+
+    def _receive(self) -> None:
+        try:
+            data = self._sock.recv(_RECEIVE_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._exchange.connection_lost(exc)
+            return
+        if data:
+            self._exchange.data_received(data)
+        else:
+            self._exchange.connection_lost(None)
+
+    def _drop_socket(self) -> None:
+        if self._sock is None:
+            return
+        if self._writing:
+            self._loop.remove_writer(self._sock.fileno())
+        if self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+        self._writing = self._reading = False
+        self._sock.close()
+        self._sock = None
+
+    def close(self) -> None:
+        """Stop reading and writing, and close the socket (again is harmless)."""
+        self._addresses = []
+        self._drop_socket()
+
+
+#: What one read takes: Configure's answer (every configuration file) comes in a few.
+_RECEIVE_BYTES = 256 * 2**10
+
+
+class _Exchange:
+    """Read one answer with httptools as it comes, until it is whole or the server
+    closes; settle ``answered`` with it or with what went wrong."""
+
+    def __init__(self, answered: asyncio.Future) -> None:
         self._answered = answered
         self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
+        self.close = lambda: None  # the connection's, once there is one
         self._first_bytes = b""  # the start of what came, to say what it was
         self._head_bytes = 0
         self._new_message()
@@ -128,10 +256,6 @@ class _Exchange(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._refused: BadAnswer | None = None  # set by a callback: parsing stops there
-
-    def connection_made(self, transport) -> None:
-        self._transport = transport
-        transport.write(self._request)
 
     # httptools' callbacks (an exception raised in one would reach us disguised) --------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -169,7 +293,7 @@ class _Exchange(asyncio.Protocol):
         else:
             self._finish(HttpAnswer(status, b"".join(self._body)))
 
-    # asyncio's ---------------------------------------------------------------------
+    # the connection's ---------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self._answered.done():
             return  # whatever follows a whole answer is not read
@@ -191,9 +315,6 @@ class _Exchange(asyncio.Protocol):
             self._finish(self._refused)
         elif not self._headers_done and self._head_bytes > MAX_HEAD_BYTES:
             self._finish(BadAnswer(f"head larger than {MAX_HEAD_BYTES:,} bytes"))
-
-    def eof_received(self) -> bool:
-        return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._answered.done():
@@ -217,14 +338,17 @@ class _Exchange(asyncio.Protocol):
     def _first_line(self) -> str:
         return self._first_bytes.split(b"\r\n", 1)[0].decode("latin-1").strip()
 
+    def fail(self, failure: Exception) -> None:
+        """No answer can come: ``failure`` says why."""
+        self._finish(failure)
+
     def _finish(self, outcome: HttpAnswer | Exception) -> None:
         if not self._answered.done():
             if isinstance(outcome, Exception):
                 self._answered.set_exception(outcome)
             else:
                 self._answered.set_result(outcome)
-        if self._transport is not None:
-            self._transport.close()
+        self.close()
 
 
 def _os_reason(exc: OSError) -> str:

@@ -19,6 +19,7 @@ from attpcdaq.get import (
     EccUnreachable,
     Operation,
     State,
+    http,
 )
 
 ANSWER = (b'<?xml version="1.0"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -264,3 +265,58 @@ async def test_an_argument_xml_cannot_carry_is_refused_before_anything_is_sent(s
             await ecc.special("write\x01", "")
         assert (await ecc.get_state()).state == State.IDLE  # the client goes on
     assert len(connections) == 1  # only the GetState's
+
+
+async def test_a_request_waits_for_a_handshake_not_yet_over():
+    # The request is sent in the step that connects; where the handshake is not over
+    # (here: the server's accept queue is full, so its kernel drops the first SYN), it
+    # waits for the socket to be writable and goes then.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    listener.setblocking(False)
+    filler = socket.create_connection(listener.getsockname())  # fills the queue
+    loop = asyncio.get_running_loop()
+    try:
+        async with EccClient(f"http://127.0.0.1:{listener.getsockname()[1]}/") as ecc:
+            call = asyncio.create_task(ecc.get_state())
+            await asyncio.sleep(0)  # one step: the call has connected, or tried to
+            assert not call.done()
+            (await loop.sock_accept(listener))[0].close()  # the filler's
+            connection, _ = await loop.sock_accept(listener)  # the client's, once its SYN is back
+            reader, writer = await asyncio.open_connection(sock=connection)
+            request_head, _ = await read_request(reader)
+            writer.write(head() + ANSWER)
+            assert (await call).state == State.IDLE
+            writer.close()
+    finally:
+        filler.close()
+        listener.close()
+    assert request_head.startswith(b"POST / HTTP/1.1\r\n")
+
+
+async def test_a_host_name_is_looked_up_and_each_address_tried_in_turn(serve):
+    connections = []
+    url = await serve(keep_alive(connections))
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    async with EccClient(f"http://localhost:{port}/") as ecc:  # /etc/hosts: loopback
+        assert (await ecc.get_state()).state == State.IDLE
+    # A name with several addresses: the first refuses, the next answers.
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))  # bound, not listening
+    loop = asyncio.get_running_loop()
+    answered = loop.create_future()
+    addresses = [(socket.AF_INET, refusing.getsockname()), (socket.AF_INET, ("127.0.0.1", port))]
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n<a"
+    call = http._Call(loop, addresses, request, http._Exchange(answered))
+    try:
+        assert (await answered).content == ANSWER
+    finally:
+        call.close()
+        refusing.close()
+    assert len(connections) == 2
+    # Every address refusing: the last refusal is the reason.
+    answered = loop.create_future()
+    http._Call(loop, addresses[:1] * 2, request, http._Exchange(answered))
+    with pytest.raises(http.CannotConnect, match="Connection refused"):
+        await answered
