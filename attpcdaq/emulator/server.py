@@ -1,12 +1,20 @@
-"""Emulated ECC servers on real sockets: SOAP over HTTP with aiohttp, many per process.
+"""Emulated ECC servers on real sockets: SOAP over HTTP, many per process.
 
-Each :class:`EccServer` listens on its own port with its own aiohttp runner, so one
-can crash or exit while the others serve on. Like gSOAP without keep-alive, every
-answer closes its connection (``Connection: close``). Any ``POST`` is a SOAP request
+Each :class:`EccServer` listens on its own port, so one can crash or exit while the
+others serve on. HTTP is spoken as getEccSoapServer's gSOAP speaks it (seen on the
+wire of the gSOAP server of ``tests/gsoap``): one request per connection, every
+answer with gSOAP's headers and ``Connection: close``; a GET is answered 405 with
+a SOAP Fault; what is not HTTP is closed unanswered. Any ``POST`` is a SOAP request
 (getEccSoapServer ignores the path and the SOAPAction), except the control
 endpoint ``POST /_emulator/fault``, which takes JSON such as
 ``{"action": "fail", "operation": "Configure", "message": "no clock"}`` (actions:
 fail, hang, crash, clear) and answers ``{"ok": true, "faults": {...}}``.
+
+The HTTP is a bare ``asyncio.Protocol`` reading requests with httptools, not a web
+framework: the real servers are C++ processes of their own, one per board, and a
+hundred of them served by one Python process must not take a framework's
+milliseconds each, or the emulator, not the run control, sets the pace of a
+system-wide step (bench/bench_engine.py (a)).
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ import json
 import logging
 import socket
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
+import httptools
 
 from ..get.states import Operation
 from . import soap
@@ -40,7 +49,6 @@ log = logging.getLogger(__name__)
 EXAMPLE_CONFIG_DIR = Path(__file__).with_name("example_configs")
 #: Where tests and people inject faults over HTTP.
 CONTROL_PATH = "/_emulator/fault"
-_XML = "text/xml"
 # A stopping server gives requests in progress this long before cancelling them.
 _SHUTDOWN_SECONDS = 1.0
 
@@ -50,7 +58,7 @@ class ListenError(OSError):
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A bound socket for ``host:port``, ready for aiohttp to listen on."""
+    """A bound socket for ``host:port``, ready to listen on."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -68,10 +76,91 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _xml(body: bytes, status: int = 200) -> web.Response:
-    response = web.Response(body=body, status=status, content_type=_XML, charset="utf-8")
-    response.force_close()  # gSOAP without keep-alive: one request per connection
-    return response
+#: A request body past this is refused (413): no ECC request comes near it.
+MAX_REQUEST_BYTES = 16 * 2**20
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed",
+            413: "Request Entity Too Large", 500: "Internal Server Error"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = "text/xml; charset=utf-8"
+
+
+def _xml(body: bytes, status: int = 200) -> _Answer:
+    return _Answer(status, body)
+
+
+def _json(data: dict, status: int = 200) -> _Answer:
+    return _Answer(status, json.dumps(data).encode(), "application/json; charset=utf-8")
+
+
+def _http(answer: _Answer) -> bytes:
+    """The answer as gSOAP writes it, headers in its order."""
+    return (f"HTTP/1.1 {answer.status} {_REASONS[answer.status]}\r\nServer: gSOAP/2.8\r\n"
+            f"X-Frame-Options: SAMEORIGIN\r\nContent-Type: {answer.content_type}\r\n"
+            f"Content-Length: {len(answer.body)}\r\nConnection: close\r\n\r\n"
+            ).encode("latin-1") + answer.body
+
+
+class _Connection(asyncio.Protocol):
+    """One client's connection: one request, read by httptools, one answer, closed."""
+
+    def __init__(self, server: EccServer) -> None:
+        self._server = server
+        self._parser = httptools.HttpRequestParser(self)
+        self._path = b""
+        self._body: list[bytes] = []
+        self._size = 0
+        self._read = False  # the whole request came: nothing after it is read
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A transition goes on when its client goes away, as on the real server.
+        self._server._connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._read:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()  # not HTTP: gSOAP closes without a word
+
+    # httptools' callbacks
+    def on_url(self, url: bytes) -> None:
+        self._path += url
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size <= MAX_REQUEST_BYTES:
+            self._body.append(body)
+        else:  # read to its end, kept no longer, so that the refusal is read, not reset
+            self._body.clear()
+
+    def on_message_complete(self) -> None:
+        self._read = True
+        if self._size > MAX_REQUEST_BYTES:
+            self.answer(_xml(soap.fault("request too large"), 413))
+            return
+        self._server._serve_later(self, self._parser.get_method(), self._path,
+                                  b"".join(self._body))
+
+    def answer(self, answer: _Answer) -> None:
+        """Send ``answer`` and close, unless the client has gone."""
+        if not self.transport.is_closing():
+            self.transport.write(_http(answer))
+            self.transport.close()
+
+    def drop(self) -> None:
+        """Close at once, unanswered, as a killed process's connections end."""
+        self.transport.abort()
 
 
 class EccServer:
@@ -106,9 +195,11 @@ class EccServer:
         #: Set once the server has stopped; :attr:`stop_reason` says why.
         self.stopped = asyncio.Event()
         self.stop_reason: str | None = None
-        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._handlers: set[asyncio.Task] = set()  # requests being served
         self._stop_task: asyncio.Future | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # what a request started, outliving it
 
     def __repr__(self) -> str:
         return f"<EccServer {self.url} {self.ecc!r}>"
@@ -122,7 +213,7 @@ class EccServer:
     @property
     def serving(self) -> bool:
         """True between start and stop (or crash, or ServerExit)."""
-        return self._runner is not None
+        return self._listener is not None
 
     async def start(self) -> None:
         """Listen and serve.
@@ -132,20 +223,15 @@ class EccServer:
         ListenError
             When the address cannot be listened on.
         """
-        app = web.Application()
-        app.router.add_post(CONTROL_PATH, self._control)
-        app.router.add_route("POST", "/{path:.*}", self._soap)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=_SHUTDOWN_SECONDS)
-        await runner.setup()
+        sock = _listen(self.host, self.port)
         try:
-            sock = _listen(self.host, self.port)
-            await web.SockSite(runner, sock).start()
+            listener = await asyncio.get_running_loop().create_server(
+                lambda: _Connection(self), sock=sock, backlog=128)
         except BaseException:
-            await runner.cleanup()
+            sock.close()
             raise
         self.port = sock.getsockname()[1]
-        self._runner, self._stop_task, self.stop_reason = runner, None, None
+        self._listener, self._stop_task, self.stop_reason = listener, None, None
         self.stopped.clear()
 
     async def stop(self, reason: str = "stop") -> None:
@@ -167,11 +253,18 @@ class EccServer:
             await self.boards.close()
 
     async def _stop(self, reason: str) -> None:
-        runner = self._runner
+        self._close_listener()
         self.ecc.kill()
-        if runner is not None:
-            await runner.cleanup()
-        self._runner = None
+        # Requests in progress get a moment to answer, then are cancelled.
+        handlers = set(self._handlers)
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=_SHUTDOWN_SECONDS)
+            for handler in pending:
+                handler.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for connection in list(self._connections):
+            connection.transport.close()
         self.stop_reason = reason
         self.stopped.set()
         log.info("ECC server %s stopped (%s)", self.url, reason)
@@ -191,27 +284,57 @@ class EccServer:
         self.ecc = EmulatedEcc(self._config_dir, self.ecc.durations, self.boards)
         await self.start()
 
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # the listening socket at once
+            self._listener = None
+
     async def _drop_everything(self) -> None:
-        runner = self._runner
-        if runner is None:
+        if self._listener is None:
             return
-        for site in list(runner.sites):
-            await site.stop()  # closes the listening socket at once
-        for connection in runner.server.connections if runner.server else ():
-            if connection.transport is not None:
-                connection.transport.abort()  # no answer, no graceful close
+        self._close_listener()
+        for connection in list(self._connections):
+            connection.drop()
         self.ecc.kill()
 
     def _spawn(self, coroutine: Coroutine) -> None:
-        """Run ``coroutine`` outside the handler: stopping waits for handlers to end."""
+        """Run ``coroutine`` outside the request: stopping waits for requests to end."""
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _soap(self, request: web.Request) -> web.StreamResponse:
-        """Serve one SOAP request, whatever its path."""
+    def _serve_later(self, connection: _Connection, method: bytes, path: bytes,
+                     body: bytes) -> None:
+        """Serve a whole request in a task of its own (a transition takes its time)."""
+        task = asyncio.create_task(self._serve(connection, method, path, body))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _serve(self, connection: _Connection, method: bytes, path: bytes,
+                     body: bytes) -> None:
+        answer = None
         try:
-            call = soap.parse_request(await request.read(), self.generation)
+            if method != b"POST":
+                answer = _xml(soap.fault(f"HTTP {method.decode('latin-1')} method not "
+                                         "implemented"), 405)
+            elif path.split(b"?", 1)[0] == CONTROL_PATH.encode():
+                answer = self._control(body)
+            else:
+                answer = await self._soap(body)
+        except Exception:  # the emulator's own bug: answered as gSOAP answers its own
+            log.exception("ECC server %s: error serving a request", self.url)
+            answer = _xml(soap.fault("internal error", "SOAP-ENV:Server"), 500)
+        finally:
+            # Cancelled (the server stopping) or crashed: closed without an answer.
+            if answer is None:
+                connection.drop()
+            else:
+                connection.answer(answer)
+
+    async def _soap(self, body: bytes) -> _Answer | None:
+        """Serve one SOAP request, whatever its path; None: drop the connection."""
+        try:
+            call = soap.parse_request(body, self.generation)
         except soap.SoapError as exc:
             log.info("ECC server %s: SOAP fault: %s", self.url, exc)
             return _xml(soap.fault(str(exc), exc.code), status=500)
@@ -225,10 +348,10 @@ class EccServer:
         if call.operation == "Special":
             return _xml(self._text(self.ecc.special(arguments["command"], arguments["table"])))
         if call.operation == "ServerExit":
-            return await self._server_exit(request)
+            return self._server_exit()
         return await self._transition(call.operation, arguments)
 
-    async def _transition(self, operation: str, arguments: dict[str, str]) -> web.Response:
+    async def _transition(self, operation: str, arguments: dict[str, str]) -> _Answer | None:
         try:
             answer = await self.ecc.transition(operation, arguments["configID"],
                                                arguments["table"])
@@ -236,26 +359,22 @@ class EccServer:
             log.info("ECC server %s: %s", self.url, exc)
             await self._drop_everything()
             self._spawn(self.stop("crash"))
-            # The connection is gone: whatever is returned here is never sent.
-            return web.Response(status=500)
+            return None  # the connection is gone with the process
         log.info("ECC server %s: %s -> %d %s", self.url, operation, answer.code, answer.message)
         return _xml(self._text(answer))
 
     def _text(self, answer: Answer) -> bytes:
         return soap.response_text(answer.code, answer.message, answer.text, self.generation)
 
-    async def _server_exit(self, request: web.Request) -> web.Response:
+    def _server_exit(self) -> _Answer:
         """Answer first, then stop, as the real process answers and exits."""
-        response = _xml(soap.response(0, "", self.generation))
-        await response.prepare(request)
-        await response.write_eof()
-        self._spawn(self.stop("exit"))
-        return response
+        self._spawn(self.stop("exit"))  # runs once this request's answer is sent
+        return _xml(soap.response(0, "", self.generation))
 
-    async def _control(self, request: web.Request) -> web.Response:
+    def _control(self, body: bytes) -> _Answer:
         """Inject or clear faults: ``POST /_emulator/fault`` with a JSON object."""
         try:
-            data = json.loads(await request.read())
+            data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return _json_error(f"the body is not JSON: {exc}")
         if not isinstance(data, dict):
@@ -264,7 +383,7 @@ class EccServer:
         error = self._apply_fault(data)
         if error:
             return _json_error(error)
-        return web.json_response({"ok": True, "faults": self.ecc.faults})
+        return _json({"ok": True, "faults": self.ecc.faults})
 
     def _apply_fault(self, data: dict) -> str | None:
         """Apply one control request; return what is wrong with it, or None."""
@@ -292,8 +411,8 @@ class EccServer:
         return None
 
 
-def _json_error(message: str) -> web.Response:
-    return web.json_response({"ok": False, "error": message}, status=400)
+def _json_error(message: str) -> _Answer:
+    return _json({"ok": False, "error": message}, 400)
 
 
 class EccEmulatorGroup:

@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 
 from attpcdaq.emulator import EccEmulatorGroup
+from attpcdaq.emulator.misbehaving import read_request
 from attpcdaq.get import (
     ConfigId,
     DataLink,
@@ -459,28 +460,26 @@ async def test_run_step_confirms_each_step_and_reports_an_ignored_one(config_dir
 
 async def test_run_step_judges_a_lost_answer_by_the_state(config_dir):
     """The answer of a transition that did happen is lost on the way (a proxy drops it)."""
-    from aiohttp import web
-
     dropped = []
     async with EccEmulatorGroup(1, config_dir=config_dir, transition_seconds=0.05) as group, \
             httpx.AsyncClient(timeout=10) as upstream:
 
-        async def proxy(request: web.Request) -> web.StreamResponse:
-            body = await request.read()
+        async def proxy(reader, writer) -> None:
+            _, body = await read_request(reader)
             answer = await upstream.post(group.servers[0].url, content=body,
                                          headers={"Content-Type": "text/xml"})
             if b"Describe" in body and not dropped:
                 dropped.append(body)
-                request.transport.abort()  # done on the server; the answer never arrives
-            return web.Response(body=answer.content, content_type="text/xml")
+                writer.transport.abort()  # done on the server; the answer never arrives
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d"
+                         b"\r\nConnection: close\r\n\r\n%s"
+                         % (len(answer.content), answer.content))
+            await writer.drain()
+            writer.close()
 
-        app = web.Application()
-        app.router.add_post("/", proxy)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
         try:
             async with EccClient(f"http://127.0.0.1:{port}/", transition_timeout=5) as ecc:
                 reply, state = await ecc.run_step(step_for(Op.DESCRIBE, State.IDLE), COBO0,
@@ -489,4 +488,4 @@ async def test_run_step_judges_a_lost_answer_by_the_state(config_dir):
                 with pytest.raises(EccIgnored):  # an ignored step still shows as one
                     await ecc.run_step(step_for(Op.CONFIGURE, State.PREPARED), COBO0, None)
         finally:
-            await runner.cleanup()
+            listener.close()

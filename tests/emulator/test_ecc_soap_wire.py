@@ -1,5 +1,6 @@
 """What the emulated ECC server reads and writes on the wire: raw SOAP and the control endpoint."""
 
+import asyncio
 from xml.sax.saxutils import escape
 
 import httpx
@@ -85,6 +86,46 @@ async def test_every_answer_closes_its_connection(server):
     async with httpx.AsyncClient(timeout=5) as http:
         response = await http.post(server.url, content=envelope('<GetState xmlns="urn:ecc"/>'))
     assert response.headers["connection"].lower() == "close"
+
+
+async def test_a_chunked_request_is_read(server):
+    async def chunks():
+        body = envelope('<GetState xmlns="urn:ecc"/>').encode()
+        for start in range(0, len(body), 50):
+            yield body[start:start + 50]
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.post(server.url, content=chunks())
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 200 and b"<State>1</State>" in response.content
+
+
+async def test_a_request_too_large_is_refused_and_the_server_keeps_serving(server, monkeypatch):
+    monkeypatch.setattr("attpcdaq.emulator.server.MAX_REQUEST_BYTES", 1000)
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.post(server.url, content=envelope(
+            f'<Special xmlns="urn:ecc"><command>{"x" * 2000}</command></Special>'))
+    assert response.status_code == 413 and b"request too large" in response.content
+    async with EccClient(server.url) as ecc:
+        assert (await ecc.get_state()).state == State.IDLE
+
+
+async def test_a_transition_goes_on_when_its_client_goes_away(server):
+    # As on the real server: the step runs to its end, whoever waits for the answer.
+    body = envelope('<Describe xmlns="urn:ecc"><configID>'
+                    + escape(ConfigId("cobo0", "experiment", "experiment").as_xml())
+                    + "</configID><table/></Describe>").encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    async with EccClient(server.url) as ecc:
+        while not (await ecc.get_state()).transitioning:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        writer.transport.abort()
+        while (state := await ecc.get_state()).transitioning:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert state.state == State.DESCRIBED
 
 
 @pytest.mark.parametrize("operation", ["Describe", "Special"])

@@ -172,6 +172,34 @@ async def test_the_emulator_in_2_8_mode_answers_as_gsoap_does(pair, request_body
         name: gsoap.field(name) for name in same}
 
 
+@pytest.mark.parametrize("request_body", [call("GetState"), call("Launch")],
+                         ids=["answer", "fault"])
+async def test_the_emulator_answers_with_gsoaps_http_head(pair, request_body):
+    heads = [[(name, value) for name, value in (await post(s.url, request_body)).headers.items()
+              if name != "content-length"] for s in pair]
+    assert heads[1] == heads[0]
+    assert ("connection", "close") in heads[0]
+
+
+async def test_a_get_is_refused_with_a_fault(server):
+    async with httpx.AsyncClient(timeout=10) as http:
+        reply = await http.get(server.url)
+    answer = Answer(reply.status_code, reply.headers, reply.content,
+                    etree.fromstring(reply.content))
+    assert (answer.status, answer.field("faultstring")) == (
+        405, "HTTP GET method not implemented")
+
+
+async def test_what_is_not_http_is_closed_unanswered(server):
+    host, port = server.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    writer.write_eof()  # else gSOAP waits for more until its receive timeout
+    async with asyncio.timeout(20):
+        assert await reader.read() == b""
+    writer.close()
+
+
 async def test_empty_strings_are_read_as_empty(server):
     answer = await post(server.url, call("Special", command="connect", table=""))
     assert (answer.field("ErrorCode"), answer.field("ErrorMessage"), answer.field("Text")) == (
