@@ -155,12 +155,18 @@ class _Call:
     def _connect_next(self) -> None:
         while self._addresses:
             family, address = self._addresses.pop(0)
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as exc:  # out of file descriptors, say
+                self._connect_failure = exc
+                continue
             sock.setblocking(False)
             try:
                 error = sock.connect_ex(address)
             except OSError as exc:
-                error = exc.errno
+                sock.close()
+                self._connect_failure = exc
+                continue
             if error in (0, errno.EINPROGRESS):
                 self._sock = sock
                 self._send()
@@ -183,13 +189,16 @@ class _Call:
         except (BlockingIOError, InterruptedError):
             sent = 0  # still connecting, or the server is not reading yet
         except OSError as exc:
-            if not self._connected:
+            if not self._connected and exc.errno == errno.ENOTCONN:
+                sent = 0  # still connecting, as some systems say it
+            elif not self._connected:  # nothing went: the next address, if any
                 self._drop_socket()
                 self._connect_failure = exc
                 self._connect_next()
+                return
             else:
                 self._exchange.connection_lost(exc)
-            return
+                return
         if sent and not self._connected:
             self._connected = True
             self._loop.add_reader(self._sock.fileno(), self._receive)

@@ -5,6 +5,9 @@ what no healthy server would.
 """
 
 import asyncio
+import contextlib
+import os
+import resource
 import socket
 
 import pytest
@@ -320,3 +323,26 @@ async def test_a_host_name_is_looked_up_and_each_address_tried_in_turn(serve):
     http._Call(loop, addresses[:1] * 2, request, http._Exchange(answered))
     with pytest.raises(http.CannotConnect, match="Connection refused"):
         await answered
+
+
+async def test_no_file_descriptor_left_is_a_failure_to_connect(serve):
+    # Hundreds of servers polled: running out of descriptors must be an error that
+    # names the server, not an exception that ends the caller.
+    url = await serve(keep_alive([]))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers = []
+    async with EccClient(url) as ecc:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(map(int, os.listdir("/proc/self/fd")))
+                                                    + 1, hard))
+        try:
+            with contextlib.suppress(OSError):  # take every descriptor left
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            with pytest.raises(EccUnreachable) as info:
+                await ecc.get_state()
+        finally:
+            for fd in fillers:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert info.value.detail == "GetState: cannot connect: Too many open files"
+        assert (await ecc.get_state()).state == State.IDLE
