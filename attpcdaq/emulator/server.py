@@ -306,6 +306,9 @@ class EccServer:
     def _serve_later(self, connection: _Connection, method: bytes, path: bytes,
                      body: bytes) -> None:
         """Serve a whole request in a task of its own (a transition takes its time)."""
+        if not self.serving:  # it came in as the server stopped: a dead process answers nothing
+            connection.drop()
+            return
         task = asyncio.create_task(self._serve(connection, method, path, body))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
