@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .backup import backup_files
 from .exceptions import AmbiguousProcess, RemoteError, RemoteFileNotFound, RemoteTimeout
-from .filing import filing_result, filing_script, plan_filing, script_error
+from .filing import filing_result, filing_script, plan_filing, script_error, unmoved
 from .names import check_component, check_process_name, run_dir, run_dir_name
 from .procs import find_processes
 from .results import BackupResult, Entry, FileInfo, FilingResult, ProcessInfo
@@ -229,6 +229,8 @@ class RemoteHost(ABC):
                 await _abandon(script, shell)
             if done.exit_status != 0:
                 raise script_error(self.name, plan, done.exit_status, done.stderr)
+            if (left_behind := unmoved(self.name, plan, done.stderr)) is not None:
+                raise left_behind
         return filing_result(plan)
 
     async def backup_configs(self, config_dir: str, filenames: Sequence[str], backup_root: str,

@@ -9,9 +9,12 @@ from attpcdaq.remote import (
     FileInfo,
     FilingConflict,
     RemoteError,
+    RemoteFileError,
     RemoteFileNotFound,
     UnsafeName,
 )
+from attpcdaq.remote.filing import filing_script, plan_filing, unmoved
+from attpcdaq.remote.names import run_dir
 
 RUN = {"CoBo_AsAd0_2017-03-01T15:30:12.345_0000.graw": 1000,
        "CoBo_AsAd1_2017-03-01T15:30:12.345_0000.graw": 2000,
@@ -220,3 +223,43 @@ async def test_file_run_errors_are_remote_errors(host, tmp_path, make_files):
         await host.file_run(str(tmp_path), "exp", 1)
     assert host.name in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*RUN, "exp"])
+
+
+async def test_a_file_that_appears_in_the_run_directory_after_the_plan_is_kept(
+        host, tmp_path, make_files, monkeypatch):
+    # The race the script guards against: between the plan (run directory empty) and
+    # the move, a file of the same name appears there. It must not be overwritten, the
+    # working directory's file must stay where it is, and the filing must fail naming
+    # it. MAX_ARG_BYTES small: the file is in the first of several batches, and every
+    # other file, in every batch, is filed.
+    monkeypatch.setattr("attpcdaq.remote.filing.MAX_ARG_BYTES", 200)
+    files = {f"CoBo_AsAd{i % 4}_f{i:03d}.graw": 100 + i for i in range(30)}
+    files["a file\nwith a newline.graw"] = 7
+    make_files(tmp_path, files)
+    relative, destination = run_dir(host.name, str(tmp_path), "exp", 4, ())
+    dest = tmp_path / "exp" / "run_0004"
+    assert destination == str(dest)
+    plan = plan_filing(host.name, str(tmp_path), relative,
+                       await host._entries(str(tmp_path)), [], "*.graw")
+    late = sorted(files)[1]
+    dest.mkdir(parents=True)
+    (dest / late).write_bytes(b"written meanwhile")
+    done = await host._run(["sh", "-s"], filing_script(plan).encode())
+    assert done.exit_status == 0
+    error = unmoved(host.name, plan, done.stderr)
+    assert isinstance(error, RemoteFileError)
+    assert f"{tmp_path / late}: was not moved" in str(error) and "appeared" in str(error)
+    assert (dest / late).read_bytes() == b"written meanwhile"
+    assert (tmp_path / late).stat().st_size == files[late]
+    # Nothing lost: every file is in one of the two places, the late one in both.
+    left = {p.name for p in tmp_path.iterdir() if p.is_file()}
+    filed = {p.name for p in dest.iterdir()}
+    assert left | filed == set(files) and left & filed == {late}
+    # Hidden files and a file named like a pattern are seen as left too.
+    for name in (".hidden.graw", "*"):
+        (tmp_path / name).write_bytes(b"x")
+        plan = plan_filing(host.name, str(tmp_path), relative,
+                           await host._entries(str(tmp_path)), [], name)
+        (dest / name).write_bytes(b"there first")
+        done = await host._run(["sh", "-s"], filing_script(plan).encode())
+        assert f"{tmp_path / name}: was not moved" in str(unmoved(host.name, plan, done.stderr))

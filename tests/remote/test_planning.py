@@ -6,8 +6,8 @@ import sys
 import pytest
 
 import attpcdaq.remote as remote
-from attpcdaq.remote import FilingConflict, LocalHost, RemoteFileError, UnsafeName
-from attpcdaq.remote.filing import MAX_ARG_BYTES, filing_script, plan_filing, script_error
+from attpcdaq.remote import FilingConflict, UnsafeName
+from attpcdaq.remote.filing import MAX_ARG_BYTES, filing_script, plan_filing
 from attpcdaq.remote.names import check_component, run_dir_name
 from attpcdaq.remote.procs import ere_escape, parse_listening, socket_inode
 from attpcdaq.remote.results import Entry
@@ -59,19 +59,6 @@ def test_script_batches_stay_under_the_argument_limit():
     assert len(batches) > 5
     assert all(len(line.encode()) < MAX_ARG_BYTES + 100 for line in batches)
     assert sum(len(line.split()) - 2 for line in batches) == 10_000
-
-
-async def test_a_file_appearing_after_the_plan_is_not_overwritten(tmp_path):
-    (tmp_path / "a.graw").write_bytes(b"new data")
-    plan = plan_filing("h", str(tmp_path), "exp/run_0001", [Entry("a.graw", 8, True)], [],
-                       "*.graw")
-    (tmp_path / "exp" / "run_0001").mkdir(parents=True)
-    (tmp_path / "exp" / "run_0001" / "a.graw").write_bytes(b"older")  # a racing filer
-    done = await LocalHost()._run(["sh", "-s"], filing_script(plan).encode())
-    error = script_error("h", plan, done.exit_status, done.stderr)
-    assert isinstance(error, RemoteFileError) and "a.graw" in str(error)
-    assert (tmp_path / "exp" / "run_0001" / "a.graw").read_bytes() == b"older"
-    assert (tmp_path / "a.graw").read_bytes() == b"new data"
 
 
 def test_parse_listening_reads_only_listen_rows():
