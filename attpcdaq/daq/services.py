@@ -6,9 +6,8 @@ Views and the API call these; none of them talks to a device. Each raises a
 
 from __future__ import annotations
 
-import statistics
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,8 +26,8 @@ from .models import (
     Event,
     Experiment,
     RunMetadata,
-    UnattributedData,
 )
+from .timing import transition_timing
 
 #: Targets as the API and the forms name them.
 TARGETS = {
@@ -44,13 +43,6 @@ TARGETS = {
 
 #: The longest reason an operator may give (exclude, include, abort), in characters.
 MAX_REASON = 500
-#: A transition the engine runs is "slow: maybe hung" once it has taken this many times
-#: its usual time (the median of its recent ones) and at least SLOW_MIN_SECONDS...
-SLOW_FACTOR = 3
-SLOW_MIN_SECONDS = 10.0
-#: ... or, when that server has no history of the operation, this long.
-SLOW_WITHOUT_HISTORY = 30.0
-
 #: Commands that run beside transitions (the engine's quick loop): they neither wait
 #: for a transition nor make one wait. Abort and Exclude exist for the moment a
 #: transition hangs.
@@ -58,7 +50,6 @@ QUICK_KINDS = (Command.Kind.REFRESH_CONFIGS, Command.Kind.TAIL_LOG, Command.Kind
                Command.Kind.EXCLUDE, Command.Kind.INCLUDE)
 #: The label of a system-wide Stop while a run is open (see _run_label).
 STOP_LABEL = "Stop the run"
-_OPERATION_OF_CODE = {step.code.value: str(step.operation) for step in get.OPERATIONS}
 # Characters that change how the text around them reads (bidirectional overrides and
 # isolates, marks) or break lines: refused in a reason with the rest of Cc.
 _INVISIBLE = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
@@ -350,7 +341,8 @@ def _owner(server: ECCServer | None, router: DataRouter | None):
     return server if server is not None else router
 
 
-def _user(user):
+def acting_user(user):
+    """The user a request is made by, or None for an anonymous one (a command row's)."""
     return user if user and user.is_authenticated else None
 
 
@@ -414,7 +406,7 @@ def _queue_exclusion(user, kind: str, server: ECCServer | None, router: DataRout
             raise Conflict(f"{owner.name} is not excluded")
         return Command.objects.create(kind=kind, ecc_server=server and owner,
                                       data_router=router and owner, reason=reason,
-                                      user=_user(user))
+                                      user=acting_user(user))
 
 
 def request_abort(user, server: ECCServer, reason: str = "") -> Command:
@@ -448,144 +440,10 @@ def request_abort(user, server: ECCServer, reason: str = "") -> Command:
                            "wait for it")
         return Command.objects.create(kind=Command.Kind.ABORT, ecc_server=server,
                                       label=f"Abort {timing.operation or 'the transition'}",
-                                      reason=reason, user=_user(user))
+                                      reason=reason, user=acting_user(user))
 
 
 # Data written while no run was open -------------------------------------------------------
-
-#: Runs offered to file unattributed data into, newest first.
-UNATTRIBUTED_RUN_CHOICES = 200
-#: How long a settled record stays on the status page, saying where its files went.
-UNATTRIBUTED_SETTLED_SHOWN = timedelta(seconds=60)
-#: The largest run number the database holds (a PositiveIntegerField).
-_MAX_RUN_NUMBER = 2**31 - 1
-
-
-def unattributed_totals(record: UnattributedData) -> tuple[int, int]:
-    """How many files a record lists and their bytes (entries of another shape ignored)."""
-    files = [f for f in record.files if isinstance(f, dict)] \
-        if isinstance(record.files, list) else []
-    sizes = [f.get("size") for f in files]
-    return len(files), sum(n for n in sizes if isinstance(n, int) and not isinstance(n, bool)
-                           and n > 0)
-
-
-def _run_number(value) -> int | None:
-    """A run number as an API body or a form gives it (int or digits); None if not one."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() \
-            and len(value.strip()) <= 18:
-        value = int(value.strip())
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def decide_unattributed(user, record: UnattributedData, decision: str, run_number=None,
-                        note: str = "") -> UnattributedData:
-    """Record the operator's choice for files written while no run was open.
-
-    ``decision``: ``"run"`` files them into run ``run_number`` of the record's
-    experiment (a run that is neither open nor still being filed), ``"aside"`` sets
-    them aside in ``<experiment>/unattributed/``. ``note``: optional, checked as a
-    reason is (:func:`clean_reason`). The engine moves the files and sets
-    ``settled_at``; an event records who chose what.
-
-    Raises
-    ------
-    ControlError
-        For another decision, a missing or unknown run, a run with ``"aside"``, or a
-        note too long or with control characters or bidirectional overrides.
-    Conflict
-        When the record was decided already, a run is open (its files are on the same
-        routers), or the chosen run is open or not filed yet.
-    EngineNotRunning
-        When the engine, which moves the files, is not running.
-    """
-    if decision not in (UnattributedData.Decision.RUN, UnattributedData.Decision.ASIDE):
-        raise ControlError(f"unknown decision {str(decision)[:40]!r}: expected 'run' (file "
-                           "them into a run) or 'aside' (set them aside)")
-    where = f"the files of {record.router.name} written while no run was open"
-    note = clean_reason(note, required=False, what=where, noun="note")
-    number = None
-    if decision == UnattributedData.Decision.RUN:
-        if run_number is None or run_number == "":
-            raise ControlError(f"choose the run to file {where} into")
-        number = _run_number(run_number)
-        if number is None or number > _MAX_RUN_NUMBER:
-            raise ControlError(f"{str(run_number)[:40]!r} is not a run number")
-    elif run_number is not None and run_number != "":
-        raise ControlError("a run is chosen only to file the files into it, not to set them "
-                           "aside")
-    require_engine()
-    with transaction.atomic():
-        # of=self: PostgreSQL locks no nullable side of an outer join (run, decided_by).
-        record = (UnattributedData.objects.select_for_update(of=("self",))
-                  .select_related("experiment", "router", "decided_by", "run")
-                  .get(pk=record.pk))
-        if record.decision != UnattributedData.Decision.PENDING or record.settled_at:
-            who = f" by {record.decided_by}" if record.decided_by else ""
-            when = (f" at {timezone.localtime(record.decided_at):%Y-%m-%d %H:%M:%S}"
-                    if record.decided_at else "")
-            what = (f"to file them into run {record.run.run_number}" if record.run
-                    else "to set them aside")
-            raise Conflict(f"{where} were decided already{who}{when}: {what}")
-        open_run = RunMetadata.objects.filter(status__in=RunMetadata.OPEN).first()
-        if open_run is not None:
-            status = open_run.get_status_display().lower()
-            raise Conflict(f"run {open_run.run_number} is {status}: its files are on the "
-                           "routers too; decide once it is stopped and filed")
-        run = None
-        if number is not None:
-            run = record.experiment.runs.filter(run_number=number).first()
-            if run is None:
-                raise ControlError(f"experiment {record.experiment.name} has no run {number}")
-            if run.is_open:
-                raise Conflict(f"run {number} is {run.get_status_display().lower()}: choose "
-                               "a run that is over")
-            if not run.filed:
-                raise Conflict(f"run {number} is not filed yet: wait for its filing, or "
-                               "choose another run")
-        user = _user(user)
-        count, size = unattributed_totals(record)
-        UnattributedData.objects.filter(pk=record.pk).update(
-            decision=decision, run=run, note=note, decided_by=user,
-            decided_at=timezone.now(), error="")
-        who = user.get_username() if user else "someone"
-        target = (f"file them into run {number}" if run is not None else
-                  f"set them aside in {record.experiment.name}/unattributed/")
-        Event.objects.create(level=Event.Level.INFO, source=record.router.name, run=run,
-                             message=f"{who} chose to {target}: {count} file(s), {size:,} "
-                             f"bytes written on {record.router.name} while no run was open"
-                             + (f" ({note})" if note else ""))
-    record.refresh_from_db()
-    return record
-
-
-def unattributed_shown(now: datetime | None = None) -> list[UnattributedData]:
-    """What the status page lists: the records waiting for a choice or for their move,
-    and those settled within ``UNATTRIBUTED_SETTLED_SHOWN``, oldest first.
-
-    Each gets ``file_count``, ``bytes`` and ``runs`` (the run numbers its files may be
-    filed into: over and filed, newest first, at most ``UNATTRIBUTED_RUN_CHOICES``).
-    """
-    now = now or timezone.now()
-    records = list(UnattributedData.objects.select_related("router", "experiment", "run",
-                                                           "decided_by")
-                   .filter(Q(settled_at=None) | Q(settled_at__gte=now
-                                                  - UNATTRIBUTED_SETTLED_SHOWN))
-                   .order_by("found", "pk")[:100])
-    runs: dict[int, list[int]] = {}
-    for record in records:
-        record.file_count, record.bytes = unattributed_totals(record)
-        if record.decision == UnattributedData.Decision.PENDING \
-                and record.experiment_id not in runs:
-            runs[record.experiment_id] = list(
-                record.experiment.runs.filter(filed=True).exclude(status__in=RunMetadata.OPEN)
-                .order_by("-run_number").values_list("run_number", flat=True)
-                [:UNATTRIBUTED_RUN_CHOICES])
-        record.runs = runs.get(record.experiment_id, [])
-    return records
-
 
 def _queue(user, kind: str, target: int | None, server: ECCServer | None, *,
            confirm_drift: bool = False, options: dict | None = None) -> Command:
@@ -696,156 +554,6 @@ def selection_locked() -> str:
             "selection cannot change under a run")
 
 
-@dataclass
-class Overview:
-    """What the status page and ``/api/status`` show."""
-
-    servers: list[ECCServer]
-    routers: list[DataRouter]
-    run: RunMetadata | None
-    experiment: Experiment | None
-    engine_alive: bool
-    #: Each server's transition timing, by primary key.
-    timings: dict[int, TransitionTiming] = field(default_factory=dict)
-    #: What the heartbeat says (``engine_alive`` is its ``alive``).
-    engine: EngineLiveness = field(default_factory=lambda: EngineLiveness(True))
-    #: Why every control is disabled now (the engine is not running), or "".
-    controls_disabled_reason: str = ""
-    #: Servers that would take part in a Start without a configuration selected, each
-    #: with the event saying its selection was dropped, if one did.
-    unconfigured: list[tuple[ECCServer, Event | None]] = field(default_factory=list)
-    #: Files written while no run was open (see :func:`unattributed_shown`).
-    unattributed: list[UnattributedData] = field(default_factory=list)
-
-    @property
-    def waiting_unattributed(self) -> list[UnattributedData]:
-        """The records still waiting for the operator's choice: they block Start."""
-        return [u for u in self.unattributed if u.decision == UnattributedData.Decision.PENDING]
-
-    @property
-    def overall_state(self) -> int | None:
-        """The state every enabled, not excluded server is in, or None when they differ."""
-        states = {s.state for s in self.participating}
-        return states.pop() if len(states) == 1 else None
-
-    @property
-    def overall_state_name(self) -> str:
-        """The common state's name, "Mixed", or "No servers"."""
-        if not self.participating:
-            return "No servers"
-        state = self.overall_state
-        return "Mixed" if state is None else ECCServer.STATE_DICT[state]
-
-    @property
-    def participating(self) -> list[ECCServer]:
-        """The servers system-wide commands move: enabled and not excluded."""
-        return [s for s in self.servers if s.enabled and not s.excluded]
-
-    @property
-    def any_transitioning(self) -> bool:
-        """The engine runs a transition on some enabled, online, not excluded server.
-
-        What blocks the system controls: a server offline, disabled, excluded, or
-        reporting a transition the engine does not run (hung, or started by someone
-        else) does not.
-        """
-        return any(s.is_online and self.timing(s).elapsed is not None
-                   for s in self.participating)
-
-    def timing(self, server: ECCServer) -> TransitionTiming:
-        """The timing of the transition the engine runs on ``server``."""
-        found = self.timings.get(server.pk)
-        return found if found is not None else transition_timing(server)
-
-
-@dataclass(frozen=True)
-class TransitionTiming:
-    """How long the transition the engine runs on a server has taken, against usual."""
-
-    #: The operation running ("Start"), or "" when none is known.
-    operation: str = ""
-    #: Seconds since the engine began it; None when the engine runs none on the server.
-    elapsed: float | None = None
-    #: The median of the server's recent durations of that operation; None without any.
-    usual: float | None = None
-    #: Past SLOW_FACTOR times the usual time and SLOW_MIN_SECONDS (or, without
-    #: history, SLOW_WITHOUT_HISTORY): "slow: maybe hung".
-    slow: bool = False
-    started: datetime | None = None
-
-    @property
-    def usual_text(self) -> str:
-        """``2 s``, ``0.4 s``; empty when not known."""
-        return "" if self.usual is None else _seconds_text(self.usual)
-
-    @property
-    def elapsed_text(self) -> str:
-        """``14 s``; empty when no transition runs."""
-        return "" if self.elapsed is None else f"{int(self.elapsed)} s"
-
-
-def _seconds_text(seconds: float) -> str:
-    """``0.05 s``, ``0.4 s``, ``1.5 s``, ``2 s``, ``14 s``."""
-    if seconds >= 9.95:
-        return f"{seconds:.0f} s"
-    if seconds < 1:
-        return f"{seconds:.2g} s"
-    return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
-
-
-def transition_timing(server: ECCServer, now: datetime | None = None) -> TransitionTiming:
-    """The timing of the transition the engine runs on ``server`` (see TransitionTiming).
-
-    Only a transition the engine began (``transition_started`` set, which the engine
-    clears when it ends, fails, times out, is abandoned or the server goes offline)
-    has a timing; ``transition_times`` may hold anything: what is not a list of
-    numbers counts as no history.
-    """
-    operation = _OPERATION_OF_CODE.get(server.transition, "") if server.is_transitioning else ""
-    if not server.is_transitioning or server.transition_started is None:
-        return TransitionTiming(operation)
-    now = now or timezone.now()
-    elapsed = max(0.0, (now - server.transition_started).total_seconds())
-    history = server.transition_times if isinstance(server.transition_times, dict) else {}
-    times = history.get(operation)
-    times = [t for t in times if isinstance(t, int | float) and not isinstance(t, bool)
-             and t >= 0] if isinstance(times, list) else []
-    usual = float(statistics.median(times)) if times else None
-    limit = SLOW_WITHOUT_HISTORY if usual is None else max(SLOW_FACTOR * usual,
-                                                          SLOW_MIN_SECONDS)
-    return TransitionTiming(operation, elapsed, usual, elapsed >= limit,
-                            server.transition_started)
-
-
-def overview() -> Overview:
-    """Read everything the status page shows, in a few queries."""
-    experiment = Experiment.active()
-    run = None
-    if experiment is not None:
-        run = (experiment.runs.filter(status__in=RunMetadata.OPEN).first()
-               or experiment.runs.order_by("-run_number").first())
-    servers = list(ECCServer.objects.select_related("selected_config").order_by("name"))
-    now = timezone.now()
-    timings = {s.pk: transition_timing(s, now) for s in servers}
-    for server in servers:  # for the templates
-        server.timing = timings[server.pk]
-    engine = expire_if_engine_down(now)
-    return Overview(servers, list(DataRouter.objects.order_by("name")), run, experiment,
-                    engine.alive, timings, engine, engine.message, _unconfigured(servers),
-                    unattributed_shown(now))
-
-
 #: What the event that says a server's selected configuration was dropped contains
 #: (``ECCServer.store_configs`` writes it).
 SELECTION_DROPPED = "selected configuration was dropped"
-
-
-def _unconfigured(servers: list[ECCServer]) -> list[tuple[ECCServer, Event | None]]:
-    missing = [s for s in servers if s.enabled and not s.excluded and s.selected_config is None]
-    if not missing:
-        return []
-    names = [s.name for s in missing]
-    dropped: dict[str, Event] = {}
-    for event in Event.objects.filter(source__in=names, message__contains=SELECTION_DROPPED):
-        dropped.setdefault(event.source, event)  # newest first
-    return [(s, dropped.get(s.name)) for s in missing]

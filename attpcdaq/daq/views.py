@@ -24,7 +24,7 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import forms, roles, services
+from . import forms, overview, roles, services, unattributed
 from .models import (
     Command,
     DataRouter,
@@ -135,7 +135,7 @@ class DaqAccessMixin(AccessMixin):
 
 def live_context(user) -> dict:
     """Everything the live regions show, read in a handful of queries."""
-    view = services.overview()
+    view = overview.read()
     prefetch_related_objects(view.servers, "configs")
     # Log reads are not control actions: they would crowd out what people asked of
     # the hardware, and a failed one is no reason for the "last command failed" badge.
@@ -369,7 +369,7 @@ class UnattributedDecideView(ObjectActionView):
         return data
 
     def perform(self, data: dict) -> str:
-        record = services.decide_unattributed(self.request.user, self.object,
+        record = unattributed.decide_unattributed(self.request.user, self.object,
                                               data["decision"], data["run"] or None,
                                               data["note"])
         where = f"into run {record.run.run_number}" if record.run else "aside"

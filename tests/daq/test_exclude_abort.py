@@ -15,7 +15,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from attpcdaq.daq import services
+from attpcdaq.daq import overview, services
 from attpcdaq.daq.models import (
     ApiToken,
     Command,
@@ -26,6 +26,7 @@ from attpcdaq.daq.models import (
     Experiment,
     RunMetadata,
 )
+from attpcdaq.daq.timing import transition_timing
 from attpcdaq.get import TransitionCode
 
 pytestmark = pytest.mark.django_db
@@ -347,7 +348,7 @@ def test_slow_is_three_times_usual_and_at_least_ten_seconds(model, elapsed, time
                                                             slow):
     experiment, servers, router = model
     server = hang(servers[0], seconds=elapsed, times={"Start": times, "Stop": [99.0]})
-    timing = services.transition_timing(server)
+    timing = transition_timing(server)
     assert timing.operation == "Start"
     assert timing.usual == usual and timing.slow is slow
     assert elapsed <= timing.elapsed < elapsed + 5
@@ -357,7 +358,7 @@ def test_any_transitioning_counts_only_the_engines_transitions_on_live_servers(m
     experiment, servers, router = model
 
     def busy():
-        return services.overview().any_transitioning
+        return overview.read().any_transitioning
 
     assert not busy()
     ECCServer.objects.update(is_transitioning=True, transition=4)  # polled: not the engine's

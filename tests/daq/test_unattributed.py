@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from attpcdaq.daq import services
+from attpcdaq.daq import services, unattributed
 from attpcdaq.daq.models import (
     ApiToken,
     DataRouter,
@@ -94,7 +94,7 @@ def text(response) -> str:
 
 def test_filing_into_a_run_records_who_chose_what(model, operator):
     experiment, router, record = model
-    decided = services.decide_unattributed(operator, record, "run", 3, f"  {FRIENDLY}  ")
+    decided = unattributed.decide_unattributed(operator, record, "run", 3, f"  {FRIENDLY}  ")
     assert (decided.decision, decided.run.run_number, decided.note, decided.decided_by) == (
         "run", 3, FRIENDLY, operator)
     assert decided.decided_at is not None and decided.settled_at is None
@@ -105,13 +105,13 @@ def test_filing_into_a_run_records_who_chose_what(model, operator):
     # Decided once: a second choice, however it comes, is refused saying who chose what.
     with pytest.raises(services.Conflict, match=r"decided already by alice at .*: to file "
                        r"them into run 3"):
-        services.decide_unattributed(operator, record, "aside")
+        unattributed.decide_unattributed(operator, record, "aside")
     assert UnattributedData.objects.get(pk=record.pk).decision == "run"
 
 
 def test_setting_aside_needs_no_run_nor_note(model, operator):
     experiment, router, record = model
-    decided = services.decide_unattributed(operator, record, "aside")
+    decided = unattributed.decide_unattributed(operator, record, "aside")
     assert (decided.decision, decided.run, decided.note) == ("aside", None, "")
     assert Event.objects.get(source="router0").message == (
         "alice chose to set them aside in e20009/unattributed/: 2 file(s), 6,144 bytes "
@@ -122,7 +122,7 @@ def test_setting_aside_needs_no_run_nor_note(model, operator):
 def test_a_hostile_note_is_refused_saying_why_and_changes_nothing(model, operator, note, words):
     experiment, router, record = model
     with pytest.raises(services.ControlError) as refused:
-        services.decide_unattributed(operator, record, "aside", note=note)
+        unattributed.decide_unattributed(operator, record, "aside", note=note)
     assert refused.value.status == 400
     assert words in str(refused.value) and "note" in str(refused.value)
     assert len(str(refused.value)) < 300  # never the whole paste back
@@ -145,7 +145,7 @@ def test_a_choice_that_names_no_run_of_its_experiment_is_refused(model, operator
                                                                  run, status, words):
     experiment, router, record = model
     with pytest.raises(services.ControlError, match=words) as refused:
-        services.decide_unattributed(operator, record, decision, run)
+        unattributed.decide_unattributed(operator, record, decision, run)
     assert refused.value.status == status
     assert unchanged(record)
 
@@ -155,15 +155,15 @@ def test_a_run_that_is_open_or_not_filed_or_of_another_experiment_is_refused(mod
     other = Experiment.objects.create(name="e19001")
     RunMetadata.objects.create(experiment=other, run_number=7, status="stopped", filed=True)
     with pytest.raises(services.ControlError, match="experiment e20009 has no run 7"):
-        services.decide_unattributed(operator, record, "run", 7)
+        unattributed.decide_unattributed(operator, record, "run", 7)
     RunMetadata.objects.create(experiment=experiment, run_number=5, status="stopped")
     with pytest.raises(services.Conflict, match="run 5 is not filed yet"):
-        services.decide_unattributed(operator, record, "run", 5)
+        unattributed.decide_unattributed(operator, record, "run", 5)
     # While a run is open its files are on the routers too: no choice moves anything.
     RunMetadata.objects.create(experiment=experiment, run_number=6, status="running")
     with pytest.raises(services.Conflict, match="run 6 is running: its files are on the "
                        "routers too"):
-        services.decide_unattributed(operator, record, "aside")
+        unattributed.decide_unattributed(operator, record, "aside")
     assert unchanged(record)
 
 
@@ -171,7 +171,7 @@ def test_no_choice_while_the_engine_is_not_running(model, operator):
     experiment, router, record = model
     EngineHeartbeat.objects.update(beat=timezone.now() - timedelta(hours=1))
     with pytest.raises(services.EngineNotRunning) as refused:
-        services.decide_unattributed(operator, record, "aside")
+        unattributed.decide_unattributed(operator, record, "aside")
     assert refused.value.status == 503 and "the engine is not running" in str(refused.value)
     assert unchanged(record)
 
@@ -344,7 +344,7 @@ def test_after_the_choice_the_panel_says_moving_then_the_error_then_moved(client
                                                                           operator):
     experiment, router, record = model
     client.force_login(operator)
-    services.decide_unattributed(operator, record, "run", 3, FRIENDLY)
+    unattributed.decide_unattributed(operator, record, "run", 3, FRIENDLY)
     page = text(client.get(reverse("daq:status_fragment"), **HTMX))
     assert "moving…" in page and "into run <a" in page and "as alice chose" in page
     assert "Note: after the restart: O&#x27;Brien says &quot;keep&quot; &lt;b&gt;" in page

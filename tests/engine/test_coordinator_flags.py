@@ -4,7 +4,7 @@ While the engine runs a transition the server is marked (``is_transitioning`` an
 ``transition_started``); however the transition ends (done, failed, timed out, server
 gone, abandoned by an operator) the mark is cleared, so that a sick board never
 holds the system controls. Completed transitions record their durations and clear
-"Last error". These are the facts ``services.overview().any_transitioning`` and the
+"Last error". These are the facts ``overview.read().any_transitioning`` and the
 status page's "usually N s" read.
 """
 
@@ -15,8 +15,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from attpcdaq.daq import services
+from attpcdaq.daq import overview
 from attpcdaq.daq.models import ConfigId, ECCServer
+from attpcdaq.daq.timing import transition_timing
 from attpcdaq.engine.coordinator import TIMES_KEPT, Abandoned, EccCoordinator, PollSettings
 from attpcdaq.engine.database import EngineDatabase, ServerInfo
 from attpcdaq.get import (
@@ -91,7 +92,7 @@ async def marked(pk: int) -> ECCServer:
 
 
 async def busy() -> bool:
-    return await sync_to_async(lambda: services.overview().any_transitioning)()
+    return await sync_to_async(lambda: overview.read().any_transitioning)()
 
 
 async def test_a_completed_transition_records_its_time_and_clears_last_error(coordinated):
@@ -112,7 +113,7 @@ async def test_a_completed_transition_records_its_time_and_clears_last_error(coo
     assert len(times) == TIMES_KEPT and times[:-1] == old[1:]  # oldest dropped, newest last
     assert 0.3 <= times[-1] < 5
     assert done.transition_times["Configure"] == [7.0]  # other operations kept
-    timing = services.transition_timing(done)
+    timing = transition_timing(done)
     assert timing.elapsed is None and not timing.slow
 
 
@@ -123,7 +124,7 @@ async def test_the_mark_shows_while_it_runs_and_clears_when_it_fails(coordinated
     during = await marked(server.pk)
     assert during.transition == TransitionCode.DESCRIBING
     assert await busy()
-    timing = services.transition_timing(during)
+    timing = transition_timing(during)
     assert (timing.operation, timing.usual, timing.slow) == ("Describe", None, False)
     emulated.ecc.clear_faults()  # releases the hung Describe, which then fails
     with pytest.raises(EccError, match="released by the emulator"):

@@ -1,7 +1,7 @@
 """Data written while no run was open, end to end: a real engine against emulators and a
 data router notices the files, the status page offers the choice and shows the engine's
 alarm until it is acknowledged, the operator's choice goes through
-``services.decide_unattributed``, the engine moves the files, and Start goes again.
+``unattributed.decide_unattributed``, the engine moves the files, and Start goes again.
 
 (tests/engine/test_run_keeper.py checks the keeper's side with the choice written
 straight into the database; here it goes through the service and the page.)
@@ -15,7 +15,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from attpcdaq.daq import services
+from attpcdaq.daq import unattributed
 from attpcdaq.daq.models import Event, RunMetadata, UnattributedData
 
 from .conftest import wait_for
@@ -88,7 +88,7 @@ async def test_files_written_with_no_run_open_are_set_aside_through_the_page_and
     assert refused.status == "failed" and "choose on the status page" in refused.error
 
     # The choice, through the service as the page and the API make it.
-    decided = await sync_to_async(services.decide_unattributed)(user, record, "aside",
+    decided = await sync_to_async(unattributed.decide_unattributed)(user, record, "aside",
                                                                 note=NOTE)
     assert (decided.decision, decided.note, decided.decided_by_id) == ("aside", NOTE, user.pk)
     settled = await wait_for(lambda: UnattributedData.objects.filter(

@@ -13,7 +13,7 @@ from ninja import NinjaAPI, Query, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from attpcdaq.daq import exports, roles, runmeta, services
+from attpcdaq.daq import exports, overview, roles, runmeta, services, unattributed
 from attpcdaq.daq.models import (
     ApiToken,
     Command,
@@ -25,6 +25,7 @@ from attpcdaq.daq.models import (
     RunMetadata,
     UnattributedData,
 )
+from attpcdaq.daq.timing import TransitionTiming
 
 from .schemas import (
     CommandAccepted,
@@ -96,7 +97,7 @@ def _queued(command: Command):
     return Status(202, {"command": command.pk})
 
 
-def _server_out(server: ECCServer, timing: services.TransitionTiming) -> dict:
+def _server_out(server: ECCServer, timing: TransitionTiming) -> dict:
     return {"id": server.pk, "name": server.name, "url": server.url, "enabled": server.enabled,
             "state": server.state, "state_name": server.state_name,
             "transitioning": server.is_transitioning, "transition_name": server.transition_name,
@@ -137,7 +138,7 @@ def too_big(request, exc: RequestDataTooBig):
 @api.get("/status", response=StatusOut, tags=["status"])
 def status(request):
     """The overall state, the run, every ECC server and data router."""
-    view = services.overview()
+    view = overview.read()
     run = None
     if view.run is not None:
         run = {"number": view.run.run_number, "running": view.run.is_open,
@@ -172,7 +173,7 @@ def _alarms_out() -> dict:
 
 
 def _unattributed_out(record: UnattributedData) -> dict:
-    count, size = services.unattributed_totals(record)
+    count, size = unattributed.unattributed_totals(record)
     return {"id": record.pk, "router": record.router.name,
             "experiment": record.experiment.name, "files": count, "bytes": size,
             "found": record.found, "decision": record.decision,
@@ -566,7 +567,7 @@ def decide_unattributed(request, record_id: int, body: DecideIn):
         raise HttpError(404, f"there are no unattributed data with id {record_id}")
     record = get_object_or_404(UnattributedData.objects.select_related("router"),
                                pk=record_id)
-    record = services.decide_unattributed(request.auth, record, body.decision, body.run,
+    record = unattributed.decide_unattributed(request.auth, record, body.decision, body.run,
                                           body.note)
     return Status(202, _unattributed_out(UnattributedData.objects.select_related(
         "router", "experiment", "run", "decided_by").get(pk=record.pk)))
