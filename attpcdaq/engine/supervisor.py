@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
 
 from django.conf import settings as django_settings
+from django.db import transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from attpcdaq.daq.models import Command, ECCServer, RunMetadata
@@ -68,6 +71,8 @@ class Engine:
         self._quick_waiting = asyncio.Event()
         self._started = timezone.now()
         self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_uid = f"engine-wake-{id(self)}"
 
     # Life cycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -80,6 +85,9 @@ class Engine:
         await asyncio.gather(*(c.wait_first_poll() for c in self.coordinators.values()))
         await self.keeper.recover()
         await self._beat()
+        self._loop = asyncio.get_running_loop()
+        post_save.connect(self._command_saved, sender=Command, weak=False,
+                          dispatch_uid=self._wake_uid)
         for loop in (self._watch_commands, self._command_loop, self._quick_command_loop,
                      self._reload_loop,
                      self._heartbeat_loop, self._router_loop, self._stop_waits_loop,
@@ -93,6 +101,7 @@ class Engine:
         if self._stopped:
             return
         self._stopped = True
+        post_save.disconnect(sender=Command, dispatch_uid=self._wake_uid)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -134,6 +143,25 @@ class Engine:
             if any(kind not in QUICK for kind in kinds):
                 self._transition_waiting.set()
             await asyncio.sleep(self.settings.command_interval)
+
+    def _command_saved(self, sender, instance: Command, created: bool, **kwargs) -> None:
+        """A command made in this process (``attpcdaq serve`` runs the web here too):
+        wake the loop of its kind once it is committed, not at the watcher's next look.
+
+        Called in whichever thread saved it. The watcher stays the way of record: it
+        finds the commands of other processes, and any this misses.
+        """
+        if not created or instance.status != Command.Status.PENDING:
+            return
+        waiting = self._quick_waiting if instance.kind in QUICK else self._transition_waiting
+        loop = self._loop
+
+        def wake() -> None:
+            # The engine stopped meanwhile: the next engine's watcher finds the command.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(waiting.set)
+
+        transaction.on_commit(wake)
 
     async def _command_loop(self) -> None:
         """Run transitions one at a time, in the order they were asked."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -329,3 +330,25 @@ async def test_the_engine_reconnects_when_the_database_cuts_its_connection(syste
     await sync_to_async(cut)()
     assert (await run_command("described")).status == "done"
     assert await engine.db.run(backend_pid) != before  # a new connection, one for the engine
+
+
+async def test_a_command_asked_in_the_engines_process_is_claimed_without_waiting_for_a_look(
+        system):
+    # `attpcdaq serve` runs the web and the engine in one process: a command committed
+    # there wakes the engine at once. This engine looks for commands once an hour.
+    group, servers, engine = await system(1)
+    await engine.stop()
+    patient = Engine(replace(fast_settings(), command_interval=3600))
+    await patient.start()
+    try:
+        # The first, maybe found by the engine's first look at start; the others only
+        # by the wake-up, the next look being an hour away.
+        for target in ("described", "idle", "described"):
+            assert (await run_command(target, timeout=10)).status == "done"
+        server = await sync_to_async(ECCServer.objects.get)()
+        refresh = await sync_to_async(services.request_config_refresh)(None, server)
+        assert (await wait_for(lambda: Command.objects.filter(
+            pk=refresh.pk, status__in=["done", "failed"]).first(), 10, "the refresh")
+                ).status == "done"
+    finally:
+        await patient.stop()
