@@ -112,18 +112,11 @@ class ConfigDir:
         return ReadFile(filename, data.decode("utf-8", errors="replace"), root)
 
 
-def _local(node: etree._Element) -> str:
-    return etree.QName(node).localname if isinstance(node.tag, str) else ""
-
-
 def describe_boards(root: etree._Element) -> frozenset[str] | None:
     """The data senders a describe file names (``CoBo[0]``), or None if it has no Node."""
-    nodes = [node for node in root.iter() if _local(node) == "Node"]
+    nodes = list(root.iter("{*}Node"))  # in any namespace or none
     if not nodes:
         return None
-    boards = set()
-    for node in nodes:
-        for instance in node:
-            if _local(instance) == "Instance" and instance.get("id") not in (None, "*"):
-                boards.add(f"{node.get('id')}[{instance.get('id')}]")
-    return frozenset(boards)
+    return frozenset(f"{node.get('id')}[{instance.get('id')}]" for node in nodes
+                     for instance in node.iterchildren("{*}Instance")
+                     if instance.get("id") not in (None, "*"))

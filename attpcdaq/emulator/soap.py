@@ -26,6 +26,7 @@ qualified or not by generation::
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -208,9 +209,11 @@ def response_text(code: int, message: str, text: str,
                    Text=text)
 
 
+@functools.lru_cache(maxsize=256)
 def response_state(code: int, message: str, state: int, transition: int,
                    generation: Generation = Generation.UNQUALIFIED) -> bytes:
-    """The ``ResponseState`` answer (GetState)."""
+    """The ``ResponseState`` answer (GetState): a few distinct ones, asked of a hundred
+    servers every second, so each is built once (bytes are not changed by anyone)."""
     return _answer("ResponseState", generation, ErrorCode=int(code), ErrorMessage=message,
                    State=int(state), Transition=int(transition))
 
