@@ -24,10 +24,7 @@ import json
 import logging
 import socket
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
-
-import httptools
 
 from ..get.states import Operation
 from . import soap
@@ -40,6 +37,7 @@ from .ecc import (
     FaultKind,
     TransitionSeconds,
 )
+from .http import Connection, Reply, json_reply, xml_reply
 
 __all__ = ["CONTROL_PATH", "EXAMPLE_CONFIG_DIR", "EccEmulatorGroup", "EccServer", "ListenError"]
 
@@ -76,93 +74,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-#: A request body past this is refused (413): no ECC request comes near it.
-MAX_REQUEST_BYTES = 16 * 2**20
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed",
-            413: "Request Entity Too Large", 500: "Internal Server Error"}
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    body: bytes
-    content_type: str = "text/xml; charset=utf-8"
-
-
-def _xml(body: bytes, status: int = 200) -> _Answer:
-    return _Answer(status, body)
-
-
-def _json(data: dict, status: int = 200) -> _Answer:
-    return _Answer(status, json.dumps(data).encode(), "application/json; charset=utf-8")
-
-
-def _http(answer: _Answer) -> bytes:
-    """The answer as gSOAP writes it, headers in its order."""
-    return (f"HTTP/1.1 {answer.status} {_REASONS[answer.status]}\r\nServer: gSOAP/2.8\r\n"
-            f"X-Frame-Options: SAMEORIGIN\r\nContent-Type: {answer.content_type}\r\n"
-            f"Content-Length: {len(answer.body)}\r\nConnection: close\r\n\r\n"
-            ).encode("latin-1") + answer.body
-
-
-class _Connection(asyncio.Protocol):
-    """One client's connection: one request, read by httptools, one answer, closed."""
-
-    def __init__(self, server: EccServer) -> None:
-        self._server = server
-        self._parser = httptools.HttpRequestParser(self)
-        self._path = b""
-        self._body: list[bytes] = []
-        self._size = 0
-        self._read = False  # the whole request came: nothing after it is read
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self._server._connections.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # A transition goes on when its client goes away, as on the real server.
-        self._server._connections.discard(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self._read:
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.transport.close()  # not HTTP: gSOAP closes without a word
-
-    # httptools' callbacks
-    def on_url(self, url: bytes) -> None:
-        self._path += url
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size <= MAX_REQUEST_BYTES:
-            self._body.append(body)
-        else:  # read to its end, kept no longer, so that the refusal is read, not reset
-            self._body.clear()
-
-    def on_message_complete(self) -> None:
-        self._read = True
-        if self._size > MAX_REQUEST_BYTES:
-            self.answer(_xml(soap.fault("request too large"), 413))
-            return
-        self._server._serve_later(self, self._parser.get_method(), self._path,
-                                  b"".join(self._body))
-
-    def answer(self, answer: _Answer) -> None:
-        """Send ``answer`` and close, unless the client has gone."""
-        if not self.transport.is_closing():
-            self.transport.write(_http(answer))
-            self.transport.close()
-
-    def drop(self) -> None:
-        """Close at once, unanswered, as a killed process's connections end."""
-        self.transport.abort()
-
-
 class EccServer:
     """One emulated getEccSoapServer on one port; ``ecc`` is its state machine.
 
@@ -196,7 +107,7 @@ class EccServer:
         self.stopped = asyncio.Event()
         self.stop_reason: str | None = None
         self._listener: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._handlers: set[asyncio.Task] = set()  # requests being served
         self._stop_task: asyncio.Future | None = None
         self._tasks: set[asyncio.Task] = set()  # what a request started, outliving it
@@ -226,7 +137,7 @@ class EccServer:
         sock = _listen(self.host, self.port)
         try:
             listener = await asyncio.get_running_loop().create_server(
-                lambda: _Connection(self), sock=sock, backlog=128)
+                lambda: Connection(self._connections, self._serve_later), sock=sock, backlog=128)
         except BaseException:
             sock.close()
             raise
@@ -303,7 +214,7 @@ class EccServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _serve_later(self, connection: _Connection, method: bytes, path: bytes,
+    def _serve_later(self, connection: Connection, method: bytes, path: bytes,
                      body: bytes) -> None:
         """Serve a whole request in a task of its own (a transition takes its time)."""
         if not self.serving:  # it came in as the server stopped: a dead process answers nothing
@@ -313,12 +224,12 @@ class EccServer:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _serve(self, connection: _Connection, method: bytes, path: bytes,
+    async def _serve(self, connection: Connection, method: bytes, path: bytes,
                      body: bytes) -> None:
         answer = None
         try:
             if method != b"POST":
-                answer = _xml(soap.fault(f"HTTP {method.decode('latin-1')} method not "
+                answer = xml_reply(soap.fault(f"HTTP {method.decode('latin-1')} method not "
                                          "implemented"), 405)
             elif path.split(b"?", 1)[0] == CONTROL_PATH.encode():
                 answer = self._control(body)
@@ -326,7 +237,7 @@ class EccServer:
                 answer = await self._soap(body)
         except Exception:  # the emulator's own bug: answered as gSOAP answers its own
             log.exception("ECC server %s: error serving a request", self.url)
-            answer = _xml(soap.fault("internal error", "SOAP-ENV:Server"), 500)
+            answer = xml_reply(soap.fault("internal error", "SOAP-ENV:Server"), 500)
         finally:
             # Cancelled (the server stopping) or crashed: closed without an answer.
             if answer is None:
@@ -334,27 +245,27 @@ class EccServer:
             else:
                 connection.answer(answer)
 
-    async def _soap(self, body: bytes) -> _Answer | None:
+    async def _soap(self, body: bytes) -> Reply | None:
         """Serve one SOAP request, whatever its path; None: drop the connection."""
         try:
             call = soap.parse_request(body, self.generation)
         except soap.SoapError as exc:
             log.info("ECC server %s: SOAP fault: %s", self.url, exc)
-            return _xml(soap.fault(str(exc), exc.code), status=500)
+            return xml_reply(soap.fault(str(exc), exc.code), status=500)
         arguments = call.arguments
         if call.operation == "GetState":
             state = self.ecc.get_state()
-            return _xml(soap.response_state(state.code, state.message, state.state,
+            return xml_reply(soap.response_state(state.code, state.message, state.state,
                                             state.transition, self.generation))
         if call.operation == "GetConfigIDs":
-            return _xml(self._text(self.ecc.get_config_ids()))
+            return xml_reply(self._text(self.ecc.get_config_ids()))
         if call.operation == "Special":
-            return _xml(self._text(self.ecc.special(arguments["command"], arguments["table"])))
+            return xml_reply(self._text(self.ecc.special(arguments["command"], arguments["table"])))
         if call.operation == "ServerExit":
             return self._server_exit()
         return await self._transition(call.operation, arguments)
 
-    async def _transition(self, operation: str, arguments: dict[str, str]) -> _Answer | None:
+    async def _transition(self, operation: str, arguments: dict[str, str]) -> Reply | None:
         try:
             answer = await self.ecc.transition(operation, arguments["configID"],
                                                arguments["table"])
@@ -364,17 +275,17 @@ class EccServer:
             self._spawn(self.stop("crash"))
             return None  # the connection is gone with the process
         log.info("ECC server %s: %s -> %d %s", self.url, operation, answer.code, answer.message)
-        return _xml(self._text(answer))
+        return xml_reply(self._text(answer))
 
     def _text(self, answer: Answer) -> bytes:
         return soap.response_text(answer.code, answer.message, answer.text, self.generation)
 
-    def _server_exit(self) -> _Answer:
+    def _server_exit(self) -> Reply:
         """Answer first, then stop, as the real process answers and exits."""
         self._spawn(self.stop("exit"))  # runs once this request's answer is sent
-        return _xml(soap.response(0, "", self.generation))
+        return xml_reply(soap.response(0, "", self.generation))
 
-    def _control(self, body: bytes) -> _Answer:
+    def _control(self, body: bytes) -> Reply:
         """Inject or clear faults: ``POST /_emulator/fault`` with a JSON object."""
         try:
             data = json.loads(body)
@@ -386,7 +297,7 @@ class EccServer:
         error = self._apply_fault(data)
         if error:
             return _json_error(error)
-        return _json({"ok": True, "faults": self.ecc.faults})
+        return json_reply({"ok": True, "faults": self.ecc.faults})
 
     def _apply_fault(self, data: dict) -> str | None:
         """Apply one control request; return what is wrong with it, or None."""
@@ -414,8 +325,8 @@ class EccServer:
         return None
 
 
-def _json_error(message: str) -> _Answer:
-    return _json({"ok": False, "error": message}, 400)
+def _json_error(message: str) -> Reply:
+    return json_reply({"ok": False, "error": message}, 400)
 
 
 class EccEmulatorGroup:

@@ -101,7 +101,7 @@ async def test_a_chunked_request_is_read(server):
 
 
 async def test_a_request_too_large_is_refused_and_the_server_keeps_serving(server, monkeypatch):
-    monkeypatch.setattr("attpcdaq.emulator.server.MAX_REQUEST_BYTES", 1000)
+    monkeypatch.setattr("attpcdaq.emulator.http.MAX_REQUEST_BYTES", 1000)
     async with httpx.AsyncClient(timeout=5) as http:
         response = await http.post(server.url, content=envelope(
             f'<Special xmlns="urn:ecc"><command>{"x" * 2000}</command></Special>'))
